@@ -1,0 +1,201 @@
+//! SemVer 2.0 comparison without allocation.
+//!
+//! Lenient where users are: `1.2` reads as `1.2.0`, `1` as `1.0.0`, and a leading `v` is
+//! allowed. Build metadata (`+…`) is ignored, as SemVer says.
+
+use std::cmp::Ordering;
+
+/// A parsed version borrowing its pre-release part from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version<'a> {
+    major: u64,
+    minor: u64,
+    patch: u64,
+    /// The pre-release identifiers, empty for a release.
+    pre: &'a str,
+}
+
+impl<'a> Version<'a> {
+    /// Parses a version, or returns `None` when the text is not one.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
+        let text = match text.split_once('+') {
+            Some((v, build)) => {
+                if !valid_identifiers(build, false) {
+                    return None;
+                }
+                v
+            }
+            None => text,
+        };
+        let (core, pre) = match text.split_once('-') {
+            Some((core, pre)) => {
+                if !valid_identifiers(pre, true) {
+                    return None;
+                }
+                (core, pre)
+            }
+            None => (text, ""),
+        };
+        let mut parts = core.split('.');
+        let major = number(parts.next()?)?;
+        let minor = parts.next().map_or(Some(0), number)?;
+        let patch = parts.next().map_or(Some(0), number)?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Version {
+            major,
+            minor,
+            patch,
+            pre,
+        })
+    }
+
+    /// The owned form, for compiled documents.
+    pub fn to_owned_version(self) -> OwnedVersion {
+        OwnedVersion {
+            major: self.major,
+            minor: self.minor,
+            patch: self.patch,
+            pre: self.pre.into(),
+        }
+    }
+}
+
+/// A version kept in a compiled document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedVersion {
+    major: u64,
+    minor: u64,
+    patch: u64,
+    pre: Box<str>,
+}
+
+impl OwnedVersion {
+    /// Borrows the version for comparison.
+    pub fn as_version(&self) -> Version<'_> {
+        Version {
+            major: self.major,
+            minor: self.minor,
+            patch: self.patch,
+            pre: &self.pre,
+        }
+    }
+}
+
+fn number(part: &str) -> Option<u64> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    part.parse().ok()
+}
+
+fn valid_identifiers(s: &str, _pre: bool) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+impl Ord for Version<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| compare_pre(self.pre, other.pre))
+    }
+}
+
+impl PartialOrd for Version<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// SemVer 2.0 section 11: a release is greater than any of its pre-releases; identifiers are
+/// compared one by one, numeric ones numerically and below alphanumeric ones.
+fn compare_pre(a: &str, b: &str) -> Ordering {
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => return Ordering::Greater,
+        (false, true) => return Ordering::Less,
+        (false, false) => {}
+    }
+    let mut ai = a.split('.');
+    let mut bi = b.split('.');
+    loop {
+        match (ai.next(), bi.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let xn = x.bytes().all(|c| c.is_ascii_digit());
+                let yn = y.bytes().all(|c| c.is_ascii_digit());
+                let ord = match (xn, yn) {
+                    // Compare numerically without parsing: strip leading zeros, then the longer
+                    // string is the larger number.
+                    (true, true) => {
+                        let x = x.trim_start_matches('0');
+                        let y = y.trim_start_matches('0');
+                        x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+                    }
+                    (true, false) => Ordering::Less,
+                    (false, true) => Ordering::Greater,
+                    (false, false) => x.cmp(y),
+                };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version<'_> {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn precedence_follows_semver() {
+        let ordered = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.2.0",
+            "2.3.0-beta.1",
+            "2.3.0",
+            "2.10.0",
+        ];
+        for pair in ordered.windows(2) {
+            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn lenient_forms() {
+        assert_eq!(v("1.2"), v("1.2.0"));
+        assert_eq!(v("1"), v("1.0.0"));
+        assert_eq!(v("v2.3.0"), v("2.3.0"));
+        assert_eq!(v("1.0.0+build.5").cmp(&v("1.0.0")), Ordering::Equal);
+        for bad in [
+            "",
+            "a.b.c",
+            "1.2.3.4",
+            "1..2",
+            "1.2.3-",
+            "1.2.3-a..b",
+            "-1.2.3",
+            "1.2.x",
+        ] {
+            assert!(Version::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

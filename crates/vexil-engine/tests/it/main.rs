@@ -1,0 +1,6 @@
+//! Integration tests of the engine: the shared vectors, invalid documents, properties and
+//! allocation behaviour. One binary, many modules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod vectors;
