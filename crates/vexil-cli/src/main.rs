@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the flag service: admin API, OFREP, the simple API (embedded SQLite by default).
+    Serve(commands::serve::Args),
     /// Validate flag files and list every problem (exit 1 when there is any).
     Check(commands::check::Args),
     /// Evaluate one flag from a file and print the result as JSON.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Check(args) => commands::check::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Schema => {

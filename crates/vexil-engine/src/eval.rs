@@ -49,7 +49,7 @@ impl Context {
 
     /// The attribute of that exact name.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.attributes.get(name).filter(|v| !v.is_null())
+        find(&self.attributes, name).filter(|v| !v.is_null())
     }
 
     /// The attributes.
@@ -64,9 +64,23 @@ impl Context {
         let (first, rest) = path.parts.split_first()?;
         let mut v = self.get(first)?;
         for part in rest {
-            v = v.as_object()?.get(&**part)?;
+            v = find(v.as_object()?, part)?;
         }
         (!v.is_null()).then_some(v)
+    }
+}
+
+/// The most entries a map may have for [`find`] to scan it rather than hash the name.
+const SCAN_LIMIT: usize = 8;
+
+/// `map.get(name)`, faster for small maps: `serde_json::Map` hashes with SipHash, which costs
+/// more than comparing `name` with a few keys (most of which differ in length, so the comparison
+/// stops there). Contexts usually hold a handful of attributes.
+fn find<'m>(map: &'m Map<String, Value>, name: &str) -> Option<&'m Value> {
+    if map.len() <= SCAN_LIMIT {
+        map.iter().find_map(|(k, v)| (k == name).then_some(v))
+    } else {
+        map.get(name)
     }
 }
 

@@ -218,7 +218,8 @@ impl<'a> Loader<'a> {
                     &child(path, key),
                     *pos,
                     format!(
-                        "unknown field `{key}`{hint}; expected one of: {}",
+                        "unknown field `{key}`{hint}{}; expected one of: {}",
+                        did_you_mean(key, allowed.iter().copied()),
                         allowed.join(", ")
                     ),
                 );
@@ -296,7 +297,11 @@ impl<'a> Loader<'a> {
         let flag_entries = match get("flags") {
             Some((_, _, node)) => self.expect_map(node, "flags", "flags by key"),
             None => {
-                self.err("", root.pos, "missing field `flags`");
+                self.err(
+                    "",
+                    root.pos,
+                    "missing field `flags`: a flag document lists its flags under `flags:`",
+                );
                 None
             }
         };
@@ -318,7 +323,22 @@ impl<'a> Loader<'a> {
         for i in 0..self.heads.len() {
             flags.push(self.flag_targeting(i));
         }
-        self.check_cycles(&flags, &segments);
+        // Where each segment's conditions are written, to point a segment cycle at them.
+        let segment_sites: Vec<(String, Option<Pos>)> = segment_entries
+            .unwrap_or_default()
+            .iter()
+            .map(|(name, pos, node)| {
+                let path = child("segments", name);
+                match &node.value {
+                    NodeValue::Map(entries) => match entries.iter().find(|(k, _, _)| k == "when") {
+                        Some((_, wpos, _)) => (child(&path, "when"), *wpos),
+                        None => (path, *pos),
+                    },
+                    _ => (path, *pos),
+                }
+            })
+            .collect();
+        self.check_cycles(&flags, &segments, &segment_sites);
 
         if !self.errors.is_empty() {
             return None;
@@ -867,11 +887,15 @@ impl<'a> Loader<'a> {
         let fp = child(path, "flag");
         let name = self.expect_str(fnode, &fp, "a flag key")?;
         let Some(&pfi) = self.flag_index.get(name) else {
-            self.err(
-                &fp,
-                fnode.pos,
-                format!("unknown prerequisite flag `{name}`"),
-            );
+            let suggestion = did_you_mean(name, self.heads.iter().map(|h| h.key.as_str()));
+            let msg = if suggestion.is_empty() {
+                format!(
+                    "unknown prerequisite flag `{name}`: the document has no flag with this key"
+                )
+            } else {
+                format!("unknown prerequisite flag `{name}`{suggestion}")
+            };
+            self.err(&fp, fnode.pos, msg);
             return None;
         };
         let mut variants = Vec::new();
@@ -1149,7 +1173,8 @@ impl<'a> Loader<'a> {
                 match self.segment_index.get(name) {
                     Some(&s) => Some(Condition::Segment(s)),
                     None => {
-                        self.err(&p, node.pos, format!("unknown segment `{name}`"));
+                        let msg = unknown_segment(name, &self.segment_index);
+                        self.err(&p, node.pos, msg);
                         None
                     }
                 }
@@ -1314,7 +1339,10 @@ impl<'a> Loader<'a> {
                         Err(e) => self.err(
                             &ip,
                             v.pos,
-                            format!("invalid regular expression: {}", one_line(&e.to_string())),
+                            format!(
+                                "invalid regular expression `{pattern}`: {}",
+                                regex_problem(&e)
+                            ),
                         ),
                     }
                 }
@@ -1405,9 +1433,13 @@ impl<'a> Loader<'a> {
                 Op::In { .. } | Op::NotIn { .. } | Op::Str { .. } | Op::Matches(_)
             )
         {
+            let pos = entries
+                .iter()
+                .find(|(k, _, _)| k == "ignore_case")
+                .and_then(|(_, pos, _)| *pos);
             self.err(
                 &child(path, "ignore_case"),
-                None,
+                pos,
                 format!("`ignore_case` applies to text operators, not `{op_name}`"),
             );
             return None;
@@ -1461,9 +1493,44 @@ impl<'a> Loader<'a> {
         seg
     }
 
+    /// Where flag `fi`'s prerequisites for environment `env` are written: in that environment's
+    /// override when it has one, else at the flag level. Returns the path and position.
+    fn prerequisites_site(&self, fi: usize, env: usize) -> (String, Option<Pos>) {
+        let head = &self.heads[fi];
+        let flag_path = child("flags", &head.key);
+        let find = |entries: &'a Entries, name: &str| entries.iter().find(|(k, _, _)| k == name);
+        let Some(body) = head.body else {
+            return (child(&flag_path, "prerequisites"), head.pos);
+        };
+        if self.declares_envs
+            && let Some(env_name) = self.envs.get(env)
+            && let Some((_, _, overrides)) = find(body, "environments")
+            && let NodeValue::Map(overrides) = &overrides.value
+            && let Some((_, opos, onode)) = find(overrides, env_name)
+        {
+            let override_path = child(&child(&flag_path, "environments"), env_name);
+            return match &onode.value {
+                NodeValue::Map(entries) => match find(entries, "prerequisites") {
+                    Some((_, ppos, _)) => (child(&override_path, "prerequisites"), *ppos),
+                    None => (override_path, *opos),
+                },
+                _ => (override_path, *opos),
+            };
+        }
+        match find(body, "prerequisites") {
+            Some((_, ppos, _)) => (child(&flag_path, "prerequisites"), *ppos),
+            None => (flag_path, head.pos),
+        }
+    }
+
     /// Rejects prerequisite cycles (in any environment) and segments that include themselves,
     /// and bounds chains so evaluation's recursion stays shallow.
-    fn check_cycles(&mut self, flags: &[Vec<Arc<Targeting>>], segments: &[Segment]) {
+    fn check_cycles(
+        &mut self,
+        flags: &[Vec<Arc<Targeting>>],
+        segments: &[Segment],
+        segment_sites: &[(String, Option<Pos>)],
+    ) {
         // Segments first: a graph of segment → segments named in its conditions.
         let seg_edges: Vec<Vec<usize>> = segments
             .iter()
@@ -1483,30 +1550,42 @@ impl<'a> Loader<'a> {
             names
         };
         if let Some(problem) = find_cycle_or_depth(&seg_edges) {
-            let path = child("segments", &seg_names[problem.start]);
+            let (path, pos) = segment_sites
+                .get(problem.start)
+                .cloned()
+                .unwrap_or_else(|| (child("segments", &seg_names[problem.start]), None));
             let msg = describe_chain("segment", &problem, &seg_names);
-            self.err(&path, None, msg);
+            self.err(&path, pos, msg);
         }
 
         let names: Vec<String> = self.heads.iter().map(|h| h.key.clone()).collect();
+        let problems: Vec<Option<ChainProblem>> = (0..self.envs.len())
+            .map(|env| {
+                let edges: Vec<Vec<usize>> = flags
+                    .iter()
+                    .map(|per_env| {
+                        per_env
+                            .get(env)
+                            .map(|t| t.prerequisites.iter().map(|p| p.flag).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                find_cycle_or_depth(&edges)
+            })
+            .collect();
+        // A cycle at the flag level shows in every environment: name an environment only when
+        // the problem is particular to some.
+        let everywhere = problems
+            .iter()
+            .all(|p| p.as_ref().map(|p| &p.chain) == problems[0].as_ref().map(|p| &p.chain));
         let mut reported = HashSet::new();
-        for env in 0..self.envs.len() {
-            let edges: Vec<Vec<usize>> = flags
-                .iter()
-                .map(|per_env| {
-                    per_env
-                        .get(env)
-                        .map(|t| t.prerequisites.iter().map(|p| p.flag).collect())
-                        .unwrap_or_default()
-                })
-                .collect();
-            if let Some(problem) = find_cycle_or_depth(&edges)
+        for (env, problem) in problems.iter().enumerate() {
+            if let Some(problem) = problem
                 && reported.insert(problem.start)
             {
-                let path = child(&child("flags", &names[problem.start]), "prerequisites");
-                let pos = self.heads[problem.start].pos;
-                let mut msg = describe_chain("prerequisite", &problem, &names);
-                if self.declares_envs {
+                let (path, pos) = self.prerequisites_site(problem.start, env);
+                let mut msg = describe_chain("prerequisite", problem, &names);
+                if self.declares_envs && !everywhere {
                     msg.push_str(&format!(" (in environment `{}`)", self.envs[env]));
                 }
                 self.err(&path, pos, msg);
@@ -1538,6 +1617,70 @@ fn format_thousandths(t: u64) -> String {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The regex crate's message without its multi-line drawing of the pattern, which a one-line
+/// diagnostic cannot show: `unclosed character class`.
+fn regex_problem(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("error: "))
+            .map_or_else(|| one_line(text), str::to_owned),
+        regex::Error::CompiledTooBig(limit) => {
+            format!("it compiles to more than {limit} bytes; use a simpler expression")
+        }
+        other => one_line(&other.to_string()),
+    }
+}
+
+fn unknown_segment(name: &str, segments: &FastMap<Box<str>, usize>) -> String {
+    let suggestion = did_you_mean(name, segments.keys().map(|k| &**k));
+    if !suggestion.is_empty() {
+        return format!("unknown segment `{name}`{suggestion}");
+    }
+    let mut known: Vec<&str> = segments.keys().map(|k| &**k).collect();
+    known.sort_unstable();
+    match known.len() {
+        0 => format!("unknown segment `{name}`: the document declares no `segments`"),
+        1..=20 => format!(
+            "unknown segment `{name}`; the document declares: {}",
+            known.join(", ")
+        ),
+        _ => format!("unknown segment `{name}`: no segment has this name"),
+    }
+}
+
+/// A hint, ` (did you mean …?)`, naming the closest of `candidates` when it is a likely
+/// misspelling of `name` (a few edits apart, ignoring case); empty otherwise.
+fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> String {
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|&(d, c)| (d, c))
+        .map_or_else(String::new, |(_, c)| format!(" (did you mean `{c}`?)"))
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn display_node(n: &Node) -> String {

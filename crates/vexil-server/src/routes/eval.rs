@@ -1,0 +1,219 @@
+//! Evaluation over HTTP: the simple API (`GET /flags/{key}`) and OFREP.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use vexil_engine::{Context, Env, ErrorCode, Evaluation, Reason, ValueType};
+
+use crate::auth::Caller;
+use crate::body::{JsonBody, MAX_CONTEXT_DEPTH, depth};
+use crate::error::ApiError;
+use crate::state::{AppState, Live};
+
+/// Resolves the environment of an evaluation for this caller.
+fn env_for<'a>(live: &'a Live, caller: &Caller, asked: Option<&str>) -> Result<Env<'a>, ApiError> {
+    let default = live.config.default_env().name().to_owned();
+    let name = caller.environment(asked, &default)?;
+    live.config
+        .env(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no environment `{name}`")))
+}
+
+/// `GET /flags/{key}?user_id=…&ATTR=…[&env=…]`: query parameters form the context, `user_id`
+/// is the targeting key.
+#[utoipa::path(get, path = "/flags/{key}", tag = "simple",
+    params(("key" = String, Path, description = "Flag key"),
+        ("user_id" = Option<String>, Query, description = "The targeting key"),
+        ("env" = Option<String>, Query, description = "Environment (admin keys only)")),
+    responses((status = 200, description = "The evaluation"), (status = 404, description = "Unknown flag: `enabled` is false")),
+    security(("bearer" = [])))]
+pub async fn simple_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
+    let mut ctx = Context::new();
+    for (k, v) in &params {
+        match k.as_str() {
+            "env" => {}
+            "user_id" => {
+                ctx.set(vexil_engine::TARGETING_KEY, v.as_str());
+            }
+            _ => {
+                ctx.set(k.as_str(), v.as_str());
+            }
+        }
+    }
+    let ev = env.evaluate(&key, &ctx, jiff::Timestamp::now());
+    state.metrics().evaluation(&key, ev.reason.as_str());
+    let flag = live.config.flag(&key);
+    let enabled = match (flag, ev.value) {
+        (Some(f), Some(v)) if f.value_type() == ValueType::Boolean => v == &Value::Bool(true),
+        (Some(f), Some(_)) => {
+            ev.reason != Reason::Disabled && ev.variant != Some(f.off_variant())
+        }
+        _ => false,
+    };
+    let body = json!({
+        "flag": key,
+        "enabled": enabled,
+        "variant": ev.variant,
+        "value": ev.value,
+        "reason": ev.reason,
+    });
+    let status = if ev.error.map(|e| e.code()) == Some(ErrorCode::FlagNotFound) {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// The OFREP request body: `{"context": {...}}`.
+fn ofrep_context(body: Value) -> Result<Context, (ErrorCode, String)> {
+    let ctx = match body {
+        Value::Null => return Ok(Context::new()),
+        Value::Object(mut map) => match map.remove("context") {
+            None | Some(Value::Null) => return Ok(Context::new()),
+            Some(ctx) => ctx,
+        },
+        _ => {
+            return Err((
+                ErrorCode::ParseError,
+                "the body must be a JSON object like {\"context\": {...}}".into(),
+            ));
+        }
+    };
+    if depth(&ctx) > MAX_CONTEXT_DEPTH {
+        return Err((
+            ErrorCode::InvalidContext,
+            format!("the context nests more than {MAX_CONTEXT_DEPTH} levels deep"),
+        ));
+    }
+    Context::try_from(ctx).map_err(|e| (ErrorCode::InvalidContext, e.to_string()))
+}
+
+fn ofrep_error(status: StatusCode, key: Option<&str>, code: ErrorCode, details: String) -> Response {
+    let mut body = Map::new();
+    if let Some(key) = key {
+        body.insert("key".into(), json!(key));
+    }
+    body.insert("errorCode".into(), json!(code.as_str()));
+    body.insert("errorDetails".into(), json!(details));
+    (status, Json(Value::Object(body))).into_response()
+}
+
+fn ofrep_result(key: &str, ev: &Evaluation<'_>) -> Value {
+    match ev.error {
+        None => json!({
+            "key": key,
+            "value": ev.value,
+            "reason": ev.reason,
+            "variant": ev.variant,
+            "metadata": {},
+        }),
+        Some(e) => json!({
+            "key": key,
+            "errorCode": e.code().as_str(),
+            "errorDetails": e.to_string(),
+        }),
+    }
+}
+
+/// OFREP single flag evaluation.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep",
+    params(("key" = String, Path, description = "Flag key")),
+    request_body(content = Object, description = "`{\"context\": {...}}`"),
+    responses((status = 200, description = "The evaluation"), (status = 400, description = "Invalid context"),
+        (status = 404, description = "FLAG_NOT_FOUND")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn ofrep_single(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
+    let ctx = match ofrep_context(body) {
+        Ok(ctx) => ctx,
+        Err((code, details)) => {
+            return Ok(ofrep_error(StatusCode::BAD_REQUEST, Some(&key), code, details));
+        }
+    };
+    let ev = env.evaluate(&key, &ctx, jiff::Timestamp::now());
+    state.metrics().evaluation(&key, ev.reason.as_str());
+    Ok(match ev.error {
+        None => Json(ofrep_result(&key, &ev)).into_response(),
+        Some(e) => {
+            let status = match e.code() {
+                ErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ofrep_error(status, Some(&key), e.code(), e.to_string())
+        }
+    })
+}
+
+/// OFREP bulk evaluation: every flag of the environment, with an `ETag`; `If-None-Match` with
+/// the current tag answers 304.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep",
+    request_body(content = Object, description = "`{\"context\": {...}}`"),
+    responses((status = 200, description = "Every flag's evaluation"), (status = 304, description = "Not modified"),
+        (status = 400, description = "Invalid context")),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn ofrep_bulk(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
+    let ctx = match ofrep_context(body) {
+        Ok(ctx) => ctx,
+        Err((code, details)) => return Ok(ofrep_error(StatusCode::BAD_REQUEST, None, code, details)),
+    };
+    let now = jiff::Timestamp::now();
+    let flags: Vec<Value> = env
+        .evaluate_all(&ctx, now)
+        .map(|(flag, ev)| {
+            state.metrics().evaluation(flag.key(), ev.reason.as_str());
+            ofrep_result(flag.key(), &ev)
+        })
+        .collect();
+    let body = serde_json::to_vec(&json!({ "flags": flags }))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [
+            (header::ETAG, etag_value),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

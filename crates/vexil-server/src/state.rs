@@ -1,0 +1,349 @@
+//! The server's state: the store, and the compiled configuration every evaluation reads.
+//!
+//! Evaluation never touches the database. The current configuration ([`Live`]) sits behind an
+//! [`ArcSwap`]: readers load it without locking; a write computes the next configuration,
+//! validates it by compiling it, commits it to the store, and swaps it in before answering, so a
+//! write is visible to every evaluation on this instance when it returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+use vexil_engine::Config;
+use vexil_store::{ApiKey, Change, Commit, Committed, DynStore, Record, Snapshot, StoreError};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How many times a write is recomputed when another writer committed first.
+const STALE_RETRIES: usize = 8;
+
+/// The environments a new server starts with.
+pub const INITIAL_ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// One consistent, compiled view of the configuration.
+#[derive(Debug)]
+pub struct Live {
+    /// The records as stored.
+    pub snapshot: Snapshot,
+    /// Their compilation.
+    pub config: Arc<Config>,
+    /// Flag key → index into `snapshot.flags`.
+    flag_index: HashMap<String, usize>,
+    /// Segment name → index into `snapshot.segments`.
+    segment_index: HashMap<String, usize>,
+}
+
+impl Live {
+    /// Compiles a snapshot. Errors are the engine's diagnostics (the stored data is invalid,
+    /// which only a file or a bug can cause).
+    pub fn new(snapshot: Snapshot) -> Result<Live, ApiError> {
+        let doc = document(&snapshot);
+        let config = Config::from_json(&doc).map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
+        Ok(Live::with_config(snapshot, Arc::new(config)))
+    }
+
+    fn with_config(snapshot: Snapshot, config: Arc<Config>) -> Live {
+        let flag_index = snapshot
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key.clone(), i))
+            .collect();
+        let segment_index = snapshot
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key.clone(), i))
+            .collect();
+        Live {
+            snapshot,
+            config,
+            flag_index,
+            segment_index,
+        }
+    }
+
+    /// The current record of a flag.
+    pub fn flag(&self, key: &str) -> Option<&Record> {
+        self.flag_index.get(key).map(|&i| &self.snapshot.flags[i])
+    }
+
+    /// The current record of a segment.
+    pub fn segment(&self, name: &str) -> Option<&Record> {
+        self.segment_index
+            .get(name)
+            .map(|&i| &self.snapshot.segments[i])
+    }
+
+    /// The configuration revision.
+    pub fn revision(&self) -> u64 {
+        self.snapshot.revision
+    }
+
+    /// The whole configuration as a section-1 document.
+    pub fn document(&self) -> Value {
+        document(&self.snapshot)
+    }
+}
+
+/// A snapshot as a section-1 document: `{environments, segments, flags}`.
+pub fn document(snapshot: &Snapshot) -> Value {
+    let segments: Map<String, Value> = snapshot
+        .segments
+        .iter()
+        .map(|r| (r.key.clone(), r.definition.clone()))
+        .collect();
+    let flags: Map<String, Value> = snapshot
+        .flags
+        .iter()
+        .map(|r| (r.key.clone(), r.definition.clone()))
+        .collect();
+    json!({
+        "environments": snapshot.environments,
+        "segments": segments,
+        "flags": flags,
+    })
+}
+
+/// Applies changes to a snapshot in memory. With `committed`, versions, times and the revision
+/// are the store's; without, they are provisional (for validation).
+pub fn apply(
+    snapshot: &Snapshot,
+    changes: &[Change],
+    actor: &str,
+    committed: Option<&Committed>,
+) -> Snapshot {
+    let mut next = snapshot.clone();
+    let at = committed.map_or_else(Timestamp::now, |c| c.at);
+    for (i, change) in changes.iter().enumerate() {
+        let version = |records: &[Record], key: &str| {
+            committed.and_then(|c| c.versions.get(i).copied()).unwrap_or_else(|| {
+                records.iter().find(|r| r.key == key).map_or(1, |r| r.version + 1)
+            })
+        };
+        match change {
+            Change::PutFlag { key, definition, .. } => {
+                let v = version(&next.flags, key);
+                put(&mut next.flags, key, definition, v, at, actor);
+            }
+            Change::DeleteFlag { key, .. } => next.flags.retain(|r| r.key != *key),
+            Change::PutSegment {
+                name, definition, ..
+            } => {
+                let v = version(&next.segments, name);
+                put(&mut next.segments, name, definition, v, at, actor);
+            }
+            Change::DeleteSegment { name, .. } => next.segments.retain(|r| r.key != *name),
+            Change::AddEnvironment { name } => next.environments.push(name.clone()),
+            Change::CreateKey(_) | Change::RevokeKey { .. } => {}
+        }
+    }
+    next.revision = committed.map_or(snapshot.revision + 1, |c| c.revision);
+    next
+}
+
+fn put(records: &mut Vec<Record>, key: &str, definition: &Value, version: u64, at: Timestamp, actor: &str) {
+    let record = Record {
+        key: key.to_owned(),
+        version,
+        definition: definition.clone(),
+        updated_at: at,
+        updated_by: actor.to_owned(),
+    };
+    match records.binary_search_by(|r| r.key.as_str().cmp(key)) {
+        Ok(i) => records[i] = record,
+        Err(i) => records.insert(i, record),
+    }
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The store: read-write.
+    Store,
+    /// A flag file served read-only (`--flags FILE`).
+    File(std::path::PathBuf),
+}
+
+/// What a write produces, computed from the current configuration.
+pub struct Plan {
+    /// The audit action (`flag.update`, …).
+    pub action: String,
+    /// The audit target (`flag:KEY`, …).
+    pub target: String,
+    /// The audit event's before state.
+    pub before: Option<Value>,
+    /// The audit event's after state.
+    pub after: Option<Value>,
+    /// The changes.
+    pub changes: Vec<Change>,
+    /// The path prefix of this write's own object in validation messages (`flags.KEY`), so
+    /// problems are reported relative to the request body.
+    pub strip: String,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DynStore,
+    live: ArcSwap<Live>,
+    keys: ArcSwap<HashMap<String, ApiKey>>,
+    write_lock: Mutex<()>,
+    source: Source,
+    metrics: Metrics,
+}
+
+impl AppState {
+    /// Loads the configuration and the keys from the store.
+    pub async fn load(store: DynStore, source: Source) -> Result<AppState, ApiError> {
+        let live = match &source {
+            Source::Store => Live::new(store.snapshot().await?)?,
+            Source::File(path) => crate::file::load(path).map_err(|e| ApiError::Internal(format!("{e:#}")))?,
+        };
+        let state = AppState {
+            inner: Arc::new(Inner {
+                store,
+                live: ArcSwap::from_pointee(live),
+                keys: ArcSwap::from_pointee(HashMap::new()),
+                write_lock: Mutex::new(()),
+                source,
+                metrics: Metrics::new(),
+            }),
+        };
+        state.reload_keys().await?;
+        Ok(state)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &DynStore {
+        &self.inner.store
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The current configuration.
+    pub fn live(&self) -> Arc<Live> {
+        self.inner.live.load_full()
+    }
+
+    /// Replaces the configuration (file reloads).
+    pub fn set_live(&self, live: Live) {
+        self.inner.live.store(Arc::new(live));
+    }
+
+    /// Where the configuration comes from.
+    pub fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
+    /// The live key with this secret hash.
+    pub fn key_by_hash(&self, hash: &str) -> Option<ApiKey> {
+        self.inner
+            .keys
+            .load()
+            .get(hash)
+            .filter(|k| k.revoked_at.is_none())
+            .cloned()
+    }
+
+    /// Re-reads the keys from the store.
+    pub async fn reload_keys(&self) -> Result<(), ApiError> {
+        let keys = self.inner.store.keys().await?;
+        let map = keys
+            .into_iter()
+            .map(|k| (k.secret_hash.clone(), k))
+            .collect();
+        self.inner.keys.store(Arc::new(map));
+        Ok(())
+    }
+
+    /// Performs a write: computes it from the current configuration with `plan`, validates the
+    /// result by compiling it, commits it, and makes it live before returning. Recomputes when
+    /// another writer committed first.
+    pub async fn write(
+        &self,
+        actor: &str,
+        comment: Option<String>,
+        plan: impl Fn(&Live) -> Result<Plan, ApiError>,
+    ) -> Result<(Committed, Arc<Live>), ApiError> {
+        if let Source::File(path) = &self.inner.source {
+            return Err(ApiError::Conflict(
+                "read_only",
+                format!(
+                    "this server serves the flag file {} read-only; edit the file instead",
+                    path.display()
+                ),
+            ));
+        }
+        let _guard = self.inner.write_lock.lock().await;
+        for _ in 0..STALE_RETRIES {
+            let live = self.live();
+            let plan = plan(&live)?;
+            let touches_config = plan.changes.iter().any(|c| {
+                !matches!(c, Change::CreateKey(_) | Change::RevokeKey { .. })
+            });
+            let provisional = apply(&live.snapshot, &plan.changes, actor, None);
+            let config = if touches_config {
+                let doc = document(&provisional);
+                Arc::new(
+                    Config::from_json(&doc)
+                        .map_err(|e| ApiError::from_diagnostics(&e.diagnostics, &plan.strip))?,
+                )
+            } else {
+                live.config.clone()
+            };
+            let commit = Commit {
+                base_revision: live.revision(),
+                actor: actor.to_owned(),
+                action: plan.action,
+                target: plan.target,
+                comment: comment.clone(),
+                before: plan.before,
+                after: plan.after,
+                changes: plan.changes,
+            };
+            let changes = commit.changes.clone();
+            match self.inner.store.commit(commit).await {
+                Ok(committed) => {
+                    let snapshot = apply(&live.snapshot, &changes, actor, Some(&committed));
+                    let next = Arc::new(Live::with_config(snapshot, config));
+                    self.inner.live.store(next.clone());
+                    if !touches_config {
+                        self.reload_keys().await?;
+                    }
+                    return Ok((committed, next));
+                }
+                Err(StoreError::Stale { .. }) => {
+                    // Another process wrote first: catch up, then recompute.
+                    let snapshot = self.inner.store.snapshot().await?;
+                    self.inner.live.store(Arc::new(Live::new(snapshot)?));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Unavailable(
+            "the configuration is changing too quickly to apply this write; retry".into(),
+        ))
+    }
+
+    /// Checks the store within a deadline (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), String> {
+        match tokio::time::timeout(Duration::from_secs(2), self.inner.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the database did not answer within 2 s".into()),
+        }
+    }
+}
