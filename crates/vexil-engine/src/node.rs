@@ -250,7 +250,7 @@ pub fn parse_text(text: &str) -> Result<Node, Diagnostic> {
                         line: m.line(),
                         column: m.col() + 1,
                     },
-                    format!("invalid YAML: {}", e.info()),
+                    format!("invalid syntax: {}", e.info()),
                 ));
             }
         };

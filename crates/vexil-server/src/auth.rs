@@ -110,9 +110,7 @@ impl FromRequestParts<AppState> for Caller {
         };
         match state.key_by_hash(&hash_secret(secret)) {
             Some(key) => Ok(Caller { key }),
-            None => Err(ApiError::Unauthorized(
-                "unknown or revoked API key".into(),
-            )),
+            None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
         }
     }
 }

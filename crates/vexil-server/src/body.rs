@@ -36,7 +36,10 @@ pub async fn read_body(req: Request, limit: usize, yaml_ok: bool) -> Result<Vec<
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
         let json = essence == "application/json" || essence.ends_with("+json");
-        let yaml = matches!(essence, "application/yaml" | "application/x-yaml" | "text/yaml");
+        let yaml = matches!(
+            essence,
+            "application/yaml" | "application/x-yaml" | "text/yaml"
+        );
         if !(json || (yaml_ok && yaml)) {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "the body must be application/json{}, not `{essence}`",

@@ -37,8 +37,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub fn load(path: &Path) -> Result<Live, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error(format!("cannot read flag file {}: {e}", path.display())))?;
-    let node = vexil_engine::parse_text(&text)
-        .map_err(|d| Error(format!("{}:{d}", path.display())))?;
+    let node =
+        vexil_engine::parse_text(&text).map_err(|d| Error(format!("{}:{d}", path.display())))?;
     vexil_engine::Config::from_node(&node).map_err(|e| {
         let lines: Vec<String> = e
             .diagnostics
@@ -69,7 +69,10 @@ pub fn load(path: &Path) -> Result<Live, Error> {
         out
     };
     let environments = match doc.get("environments").and_then(Value::as_array) {
-        Some(items) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         None => vec![vexil_engine::DEFAULT_ENVIRONMENT.to_owned()],
     };
     let snapshot = Snapshot {

@@ -34,30 +34,56 @@ pub fn router(state: AppState) -> Router {
         .route("/ofrep/v1/evaluate/flags/{key}", post(eval::ofrep_single))
         .route("/ofrep/v1/evaluate/flags", post(eval::ofrep_bulk))
         .route("/api/v1/flags", get(flags::list))
-        .route("/api/v1/flags/{key}", get(flags::get).put(flags::put).delete(flags::delete))
-        .route("/api/v1/flags/{key}/environments/{env}/enable", post(flags::enable))
-        .route("/api/v1/flags/{key}/environments/{env}/disable", post(flags::disable))
+        .route(
+            "/api/v1/flags/{key}",
+            get(flags::get).put(flags::put).delete(flags::delete),
+        )
+        .route(
+            "/api/v1/flags/{key}/environments/{env}/enable",
+            post(flags::enable),
+        )
+        .route(
+            "/api/v1/flags/{key}/environments/{env}/disable",
+            post(flags::disable),
+        )
         .route("/api/v1/flags/{key}/history", get(flags::history))
         .route("/api/v1/flags/{key}/revert", post(flags::revert))
         .route("/api/v1/segments", get(admin::segments_list))
         .route(
             "/api/v1/segments/{name}",
-            get(admin::segment_get).put(admin::segment_put).delete(admin::segment_delete),
+            get(admin::segment_get)
+                .put(admin::segment_put)
+                .delete(admin::segment_delete),
         )
-        .route("/api/v1/environments", get(admin::environments_list).post(admin::environment_create))
-        .route("/api/v1/keys", get(admin::keys_list).post(admin::key_create))
-        .route("/api/v1/keys/{id}", axum::routing::delete(admin::key_revoke))
+        .route(
+            "/api/v1/environments",
+            get(admin::environments_list).post(admin::environment_create),
+        )
+        .route(
+            "/api/v1/keys",
+            get(admin::keys_list).post(admin::key_create),
+        )
+        .route(
+            "/api/v1/keys/{id}",
+            axum::routing::delete(admin::key_revoke),
+        )
         .route("/api/v1/audit", get(admin::audit))
         .route("/api/v1/export", get(admin::export))
         .route("/api/v1/import", post(admin::import))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::BadRequest("method_not_allowed", "this route does not take that method; see /openapi.json".into())
+    ApiError::BadRequest(
+        "method_not_allowed",
+        "this route does not take that method; see /openapi.json".into(),
+    )
 }
 
 /// Serves the router on `listener` until `shutdown` completes, then finishes in-flight requests.

@@ -50,8 +50,9 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("vexil");
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency =
-            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let evaluations = Family::<EvalLabels, Counter>::default();
         registry.register(
             "http_requests",

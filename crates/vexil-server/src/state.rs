@@ -43,7 +43,8 @@ impl Live {
     /// which only a file or a bug can cause).
     pub fn new(snapshot: Snapshot) -> Result<Live, ApiError> {
         let doc = document(&snapshot);
-        let config = Config::from_json(&doc).map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
+        let config =
+            Config::from_json(&doc).map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
         Ok(Live::with_config(snapshot, Arc::new(config)))
     }
 
@@ -122,12 +123,19 @@ pub fn apply(
     let at = committed.map_or_else(Timestamp::now, |c| c.at);
     for (i, change) in changes.iter().enumerate() {
         let version = |records: &[Record], key: &str| {
-            committed.and_then(|c| c.versions.get(i).copied()).unwrap_or_else(|| {
-                records.iter().find(|r| r.key == key).map_or(1, |r| r.version + 1)
-            })
+            committed
+                .and_then(|c| c.versions.get(i).copied())
+                .unwrap_or_else(|| {
+                    records
+                        .iter()
+                        .find(|r| r.key == key)
+                        .map_or(1, |r| r.version + 1)
+                })
         };
         match change {
-            Change::PutFlag { key, definition, .. } => {
+            Change::PutFlag {
+                key, definition, ..
+            } => {
                 let v = version(&next.flags, key);
                 put(&mut next.flags, key, definition, v, at, actor);
             }
@@ -147,7 +155,14 @@ pub fn apply(
     next
 }
 
-fn put(records: &mut Vec<Record>, key: &str, definition: &Value, version: u64, at: Timestamp, actor: &str) {
+fn put(
+    records: &mut Vec<Record>,
+    key: &str,
+    definition: &Value,
+    version: u64,
+    at: Timestamp,
+    actor: &str,
+) {
     let record = Record {
         key: key.to_owned(),
         version,
@@ -207,7 +222,9 @@ impl AppState {
     pub async fn load(store: DynStore, source: Source) -> Result<AppState, ApiError> {
         let live = match &source {
             Source::Store => Live::new(store.snapshot().await?)?,
-            Source::File(path) => crate::file::load(path).map_err(|e| ApiError::Internal(format!("{e:#}")))?,
+            Source::File(path) => {
+                crate::file::load(path).map_err(|e| ApiError::Internal(format!("{e:#}")))?
+            }
         };
         let state = AppState {
             inner: Arc::new(Inner {
@@ -291,9 +308,10 @@ impl AppState {
         for _ in 0..STALE_RETRIES {
             let live = self.live();
             let plan = plan(&live)?;
-            let touches_config = plan.changes.iter().any(|c| {
-                !matches!(c, Change::CreateKey(_) | Change::RevokeKey { .. })
-            });
+            let touches_config = plan
+                .changes
+                .iter()
+                .any(|c| !matches!(c, Change::CreateKey(_) | Change::RevokeKey { .. }));
             let provisional = apply(&live.snapshot, &plan.changes, actor, None);
             let config = if touches_config {
                 let doc = document(&provisional);

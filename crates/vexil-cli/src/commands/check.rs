@@ -27,9 +27,19 @@ enum Format {
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut failed = false;
+    let mut unreadable = false;
     let mut report = Vec::new();
     for file in &args.files {
-        let (problems, summary) = match load_file(file)? {
+        // An unreadable file is reported and skipped, so the others are still checked.
+        let loaded = match load_file(file) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                unreadable = true;
+                continue;
+            }
+        };
+        let (problems, summary) = match loaded {
             Ok(config) => {
                 let envs: Vec<&str> = config.environments().collect();
                 (
@@ -48,7 +58,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 failed = true;
                 let n = e.diagnostics.len();
-                (e.diagnostics, format!("{}: {n} problem{}", file.display(), plural(n)))
+                (
+                    e.diagnostics,
+                    format!("{}: {n} problem{}", file.display(), plural(n)),
+                )
             }
         };
         match args.format {
@@ -68,7 +81,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    Ok(if failed {
+    Ok(if unreadable {
+        ExitCode::from(crate::EXIT_USAGE)
+    } else if failed {
         ExitCode::from(crate::EXIT_FINDING)
     } else {
         ExitCode::SUCCESS

@@ -50,9 +50,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let now = match &args.now {
         None => vexil_engine::jiff::Timestamp::now(),
-        Some(text) => text
-            .parse()
-            .with_context(|| format!("--now `{text}` is not an RFC 3339 timestamp like 2026-12-01T09:00:00Z"))?,
+        Some(text) => text.parse().with_context(|| {
+            format!("--now `{text}` is not an RFC 3339 timestamp like 2026-12-01T09:00:00Z")
+        })?,
     };
 
     let config = match load_file(&args.file)? {
@@ -69,7 +69,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         None => config.default_env(),
         Some(name) => config.env(name).ok_or_else(|| {
             let known: Vec<&str> = config.environments().collect();
-            anyhow!("unknown environment `{name}`; {} has: {}", args.file.display(), known.join(", "))
+            anyhow!(
+                "unknown environment `{name}`; {} has: {}",
+                args.file.display(),
+                known.join(", ")
+            )
         })?,
     };
     let ev = env.evaluate(&args.flag, &ctx, now);

@@ -12,7 +12,8 @@ use vexil_engine::{Config, Diagnostic, LoadError};
 
 /// Reads a flag file (YAML or JSON).
 pub fn read_file(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read flag file {}", path.display()))
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read flag file {}", path.display()))
 }
 
 /// Loads a flag file: `Ok(Err(_))` is an invalid document, `Err(_)` an unreadable file.

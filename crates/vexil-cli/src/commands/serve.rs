@@ -25,7 +25,12 @@ pub struct Args {
     flags: Option<PathBuf>,
     /// The secret of the first admin key, used when the store is empty (for automation);
     /// otherwise a random one is created and printed once.
-    #[arg(long, env = "VEXIL_ADMIN_KEY", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "VEXIL_ADMIN_KEY",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     admin_key: Option<String>,
     /// Log filter, e.g. `info` or `vexil_server=debug`.
     #[arg(long, env = "VEXIL_LOG", default_value = "info")]
@@ -52,11 +57,16 @@ async fn open_store(args: &Args) -> anyhow::Result<DynStore> {
         None => SqliteStore::open(&args.data_dir)
             .with_context(|| format!("cannot open the database in {}", args.data_dir.display()))?,
         Some(url) => {
-            if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
                 SqliteStore::open_file(path.as_ref())
                     .with_context(|| format!("cannot open the SQLite database {path}"))?
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                bail!("PostgreSQL is not supported by this version yet; use the embedded SQLite (leave out --database-url)");
+                bail!(
+                    "PostgreSQL is not supported by this version yet; use the embedded SQLite (leave out --database-url)"
+                );
             } else {
                 bail!("--database-url `{url}` is not understood; use sqlite:PATH");
             }
@@ -74,7 +84,9 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         if args.admin_key.is_some() {
             println!("vexil: created the first admin key from VEXIL_ADMIN_KEY");
         } else {
-            println!("vexil: created the first admin key; it is shown only this once:\n\n    {secret}\n");
+            println!(
+                "vexil: created the first admin key; it is shown only this once:\n\n    {secret}\n"
+            );
         }
     }
     let source = match &args.flags {

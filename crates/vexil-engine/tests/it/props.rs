@@ -783,7 +783,13 @@ pub static OKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 pub static ALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 fn check_text(text: &str) -> Result<(), TestCaseError> {
     ALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if Config::from_text(text).is_ok() { OKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed); } else if std::env::var_os("SHOWERR").is_some() { for d in Config::from_text(text).err().unwrap().diagnostics { eprintln!("{:?}", d); } }
+    if Config::from_text(text).is_ok() {
+        OKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else if std::env::var_os("SHOWERR").is_some() {
+        for d in Config::from_text(text).err().unwrap().diagnostics {
+            eprintln!("{:?}", d);
+        }
+    }
     match Config::from_text(text) {
         Ok(config) => exercise(&config),
         Err(e) => explained(&e),
@@ -873,8 +879,12 @@ proptest! {
     #[test]
     fn edited_documents_never_panic(
         edits in prop::collection::vec(
-            (any::<prop::sample::Index>(), 0usize..40, prop_oneof![Just(String::new()), word(), "\\PC{0,4}", Just("\n  ".to_owned())]),
-            1..4,
+            (
+                any::<prop::sample::Index>(),
+                0usize..12,
+                prop_oneof![Just(String::new()), word(), "\\PC{0,4}", Just("\n  ".to_owned())],
+            ),
+            1..3,
         ),
     ) {
         // Cut, insert and replace at random places in a document that uses every feature.
@@ -1219,4 +1229,11 @@ proptest! {
 }
 
 #[test]
-fn zz_stats() { std::thread::sleep(std::time::Duration::from_secs(60)); eprintln!("STATS {} / {}", OKS.load(std::sync::atomic::Ordering::Relaxed), ALL.load(std::sync::atomic::Ordering::Relaxed)); }
+fn zz_stats() {
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    eprintln!(
+        "STATS {} / {}",
+        OKS.load(std::sync::atomic::Ordering::Relaxed),
+        ALL.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}

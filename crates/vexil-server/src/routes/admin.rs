@@ -20,7 +20,10 @@ use crate::state::{AppState, Live, Plan};
 
 /// `GET /api/v1/segments`.
 #[utoipa::path(get, path = "/api/v1/segments", tag = "segments", responses((status = 200, description = "Every segment")), security(("bearer" = [])))]
-pub async fn segments_list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn segments_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let live = state.live();
     let segments: Vec<Value> = live.snapshot.segments.iter().map(segment_json).collect();
@@ -70,7 +73,10 @@ pub async fn segment_put(
     caller.require_admin()?;
     check_key(&name, "segment name")?;
     if !body.is_object() {
-        return Err(ApiError::invalid("", "a segment definition is a JSON object"));
+        return Err(ApiError::invalid(
+            "",
+            "a segment definition is a JSON object",
+        ));
     }
     let expected = if_match(&headers)?;
     let (_, live) = state
@@ -78,7 +84,12 @@ pub async fn segment_put(
             let current = live.segment(&name);
             check_segment_expected(current, expected, &name)?;
             Ok(Plan {
-                action: if current.is_some() { "segment.update" } else { "segment.create" }.into(),
+                action: if current.is_some() {
+                    "segment.update"
+                } else {
+                    "segment.create"
+                }
+                .into(),
                 target: format!("segment:{name}"),
                 before: current.map(|r| r.definition.clone()),
                 after: Some(body.clone()),
@@ -94,7 +105,11 @@ pub async fn segment_put(
     let r = live
         .segment(&name)
         .ok_or_else(|| ApiError::Internal("segment missing after its write".into()))?;
-    let status = if r.version == 1 { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if r.version == 1 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut response = record_response(status, r);
     *response.body_mut() = axum::body::Body::from(segment_json(r).to_string());
     Ok(response)
@@ -106,10 +121,12 @@ fn check_segment_expected(
     name: &str,
 ) -> Result<(), ApiError> {
     match (expected, current) {
-        (Expected::Version(v), Some(r)) if r.version != v => Err(ApiError::PreconditionFailed(format!(
-            "segment `{name}` is at version {}, not {v}; fetch it again and retry",
-            r.version
-        ))),
+        (Expected::Version(v), Some(r)) if r.version != v => {
+            Err(ApiError::PreconditionFailed(format!(
+                "segment `{name}` is at version {}, not {v}; fetch it again and retry",
+                r.version
+            )))
+        }
         (Expected::Version(v), None) => Err(ApiError::PreconditionFailed(format!(
             "segment `{name}` does not exist (If-Match named version {v})"
         ))),
@@ -154,7 +171,10 @@ pub async fn segment_delete(
 
 /// `GET /api/v1/environments`.
 #[utoipa::path(get, path = "/api/v1/environments", tag = "environments", responses((status = 200, description = "Every environment, in order")), security(("bearer" = [])))]
-pub async fn environments_list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn environments_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let live = state.live();
     let envs: Vec<Value> = live
@@ -220,7 +240,10 @@ fn key_json(k: &ApiKey) -> Value {
 
 /// `GET /api/v1/keys`: every live key (never secrets or hashes).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, description = "Every live key")), security(("bearer" = [])))]
-pub async fn keys_list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn keys_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let keys = state.store().keys().await?;
     let keys: Vec<Value> = keys
@@ -295,10 +318,16 @@ pub async fn key_create(
         environment,
     } = typed(body)?;
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::invalid("name", "a key needs a name of 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "name",
+            "a key needs a name of 1 to 200 characters",
+        ));
     }
     let kind = KeyKind::parse(&kind).ok_or_else(|| {
-        ApiError::invalid("kind", format!("unknown key kind `{kind}`; expected admin, server or client"))
+        ApiError::invalid(
+            "kind",
+            format!("unknown key kind `{kind}`; expected admin, server or client"),
+        )
     })?;
     let live = state.live();
     let environment = match (kind, environment) {
@@ -317,12 +346,24 @@ pub async fn key_create(
         }
         (_, Some(env)) => {
             if !live.snapshot.environments.contains(&env) {
-                return Err(ApiError::invalid("environment", format!("no environment `{env}`")));
+                return Err(ApiError::invalid(
+                    "environment",
+                    format!("no environment `{env}`"),
+                ));
             }
             Some(env)
         }
     };
-    let (key, secret) = create_key(&state, caller.actor(), comment(&headers)?, &name, kind, environment, None).await?;
+    let (key, secret) = create_key(
+        &state,
+        caller.actor(),
+        comment(&headers)?,
+        &name,
+        kind,
+        environment,
+        None,
+    )
+    .await?;
     let mut body = key_json(&key);
     if let Some(o) = body.as_object_mut() {
         o.insert("secret".into(), json!(secret));
@@ -347,7 +388,13 @@ pub async fn key_revoke(
     let Some(key) = live_keys.iter().find(|k| k.id == id) else {
         return Err(ApiError::NotFound(format!("no live key with id `{id}`")));
     };
-    if key.kind == KeyKind::Admin && live_keys.iter().filter(|k| k.kind == KeyKind::Admin).count() == 1 {
+    if key.kind == KeyKind::Admin
+        && live_keys
+            .iter()
+            .filter(|k| k.kind == KeyKind::Admin)
+            .count()
+            == 1
+    {
         return Err(ApiError::Conflict(
             "last_admin_key",
             "this is the last admin key; create another before revoking it".into(),
@@ -385,13 +432,19 @@ pub async fn audit(
     caller.require_admin()?;
     for k in params.keys() {
         if !matches!(k.as_str(), "flag" | "since" | "limit") {
-            return Err(ApiError::invalid(k.clone(), format!("unknown query parameter `{k}`; expected flag, since or limit")));
+            return Err(ApiError::invalid(
+                k.clone(),
+                format!("unknown query parameter `{k}`; expected flag, since or limit"),
+            ));
         }
     }
     let since = match params.get("since") {
         None => None,
         Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
-            ApiError::invalid("since", format!("`{s}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"))
+            ApiError::invalid(
+                "since",
+                format!("`{s}` is not an RFC 3339 timestamp like 2026-01-01T00:00:00Z"),
+            )
         })?),
     };
     let limit = match params.get("limit") {
@@ -441,7 +494,12 @@ pub async fn import(
     let dry_run = match params.get("dry_run").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
-        Some(other) => return Err(ApiError::invalid("dry_run", format!("`dry_run` is true or false, not `{other}`"))),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "dry_run",
+                format!("`dry_run` is true or false, not `{other}`"),
+            ));
+        }
     };
     let headers = req.headers().clone();
     let is_yaml = headers
@@ -459,12 +517,16 @@ pub async fn import(
         parse_json(&bytes)?
     };
     // Validate the document on its own first, for messages about what was sent.
-    vexil_engine::Config::from_json(&doc).map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
+    vexil_engine::Config::from_json(&doc)
+        .map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
     let Value::Object(mut doc) = doc else {
         return Err(ApiError::invalid("", "the document must be a mapping"));
     };
     let envs: Vec<String> = match doc.remove("environments") {
-        Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     };
     let segments = match doc.remove("segments") {
@@ -477,22 +539,37 @@ pub async fn import(
     };
     let plan = |live: &Live| -> Result<(Plan, Value), ApiError> {
         let mut changes = Vec::new();
-        let added_envs: Vec<&String> = envs.iter().filter(|e| !live.snapshot.environments.contains(e)).collect();
+        let added_envs: Vec<&String> = envs
+            .iter()
+            .filter(|e| !live.snapshot.environments.contains(e))
+            .collect();
         for e in &added_envs {
             changes.push(Change::AddEnvironment { name: (*e).clone() });
         }
         let seg_diff = diff(
-            live.snapshot.segments.iter().map(|r| (&r.key, &r.definition)),
+            live.snapshot
+                .segments
+                .iter()
+                .map(|r| (&r.key, &r.definition)),
             &segments,
         );
-        let flag_diff = diff(live.snapshot.flags.iter().map(|r| (&r.key, &r.definition)), &flags);
+        let flag_diff = diff(
+            live.snapshot.flags.iter().map(|r| (&r.key, &r.definition)),
+            &flags,
+        );
         // Flags are removed before segments (a removed flag may use a removed segment), and
         // segments are written before flags (a new flag may use a new segment).
         for k in &flag_diff.removed {
-            changes.push(Change::DeleteFlag { key: k.clone(), expected: Expected::Any });
+            changes.push(Change::DeleteFlag {
+                key: k.clone(),
+                expected: Expected::Any,
+            });
         }
         for k in &seg_diff.removed {
-            changes.push(Change::DeleteSegment { name: k.clone(), expected: Expected::Any });
+            changes.push(Change::DeleteSegment {
+                name: k.clone(),
+                expected: Expected::Any,
+            });
         }
         for k in seg_diff.added.iter().chain(&seg_diff.changed) {
             changes.push(Change::PutSegment {
@@ -572,7 +649,10 @@ impl Diff {
     }
 }
 
-fn diff<'a>(current: impl Iterator<Item = (&'a String, &'a Value)>, next: &Map<String, Value>) -> Diff {
+fn diff<'a>(
+    current: impl Iterator<Item = (&'a String, &'a Value)>,
+    next: &Map<String, Value>,
+) -> Diff {
     let current: HashMap<&String, &Value> = current.collect();
     let mut d = Diff {
         added: Vec::new(),

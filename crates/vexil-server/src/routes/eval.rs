@@ -57,9 +57,7 @@ pub async fn simple_get(
     let flag = live.config.flag(&key);
     let enabled = match (flag, ev.value) {
         (Some(f), Some(v)) if f.value_type() == ValueType::Boolean => v == &Value::Bool(true),
-        (Some(f), Some(_)) => {
-            ev.reason != Reason::Disabled && ev.variant != Some(f.off_variant())
-        }
+        (Some(f), Some(_)) => ev.reason != Reason::Disabled && ev.variant != Some(f.off_variant()),
         _ => false,
     };
     let body = json!({
@@ -101,7 +99,12 @@ fn ofrep_context(body: Value) -> Result<Context, (ErrorCode, String)> {
     Context::try_from(ctx).map_err(|e| (ErrorCode::InvalidContext, e.to_string()))
 }
 
-fn ofrep_error(status: StatusCode, key: Option<&str>, code: ErrorCode, details: String) -> Response {
+fn ofrep_error(
+    status: StatusCode,
+    key: Option<&str>,
+    code: ErrorCode,
+    details: String,
+) -> Response {
     let mut body = Map::new();
     if let Some(key) = key {
         body.insert("key".into(), json!(key));
@@ -147,7 +150,12 @@ pub async fn ofrep_single(
     let ctx = match ofrep_context(body) {
         Ok(ctx) => ctx,
         Err((code, details)) => {
-            return Ok(ofrep_error(StatusCode::BAD_REQUEST, Some(&key), code, details));
+            return Ok(ofrep_error(
+                StatusCode::BAD_REQUEST,
+                Some(&key),
+                code,
+                details,
+            ));
         }
     };
     let ev = env.evaluate(&key, &ctx, jiff::Timestamp::now());
@@ -182,7 +190,9 @@ pub async fn ofrep_bulk(
     let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
     let ctx = match ofrep_context(body) {
         Ok(ctx) => ctx,
-        Err((code, details)) => return Ok(ofrep_error(StatusCode::BAD_REQUEST, None, code, details)),
+        Err((code, details)) => {
+            return Ok(ofrep_error(StatusCode::BAD_REQUEST, None, code, details));
+        }
     };
     let now = jiff::Timestamp::now();
     let flags: Vec<Value> = env
@@ -207,7 +217,10 @@ pub async fn ofrep_bulk(
         StatusCode::OK,
         [
             (header::ETAG, etag_value),
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
         ],
         body,
     )

@@ -103,7 +103,10 @@ pub fn check_key(key: &str, what: &str) -> Result<(), ApiError> {
 fn flag_definition(body: Value) -> Result<Value, ApiError> {
     match body {
         Value::Object(_) | Value::Bool(_) => Ok(body),
-        Value::Null => Err(ApiError::invalid("", "the body is empty; send the flag's definition")),
+        Value::Null => Err(ApiError::invalid(
+            "",
+            "the body is empty; send the flag's definition",
+        )),
         other => Err(ApiError::invalid(
             "",
             format!("a flag definition is a JSON object (or true/false), not {other}"),
@@ -153,9 +156,14 @@ pub async fn put(
     check_key(&key, "flag key")?;
     let definition = flag_definition(body)?;
     let expected = if_match(&headers)?;
-    put_definition(&state, &caller, &key, expected, comment(&headers)?, move |_| {
-        Ok(definition.clone())
-    })
+    put_definition(
+        &state,
+        &caller,
+        &key,
+        expected,
+        comment(&headers)?,
+        move |_| Ok(definition.clone()),
+    )
     .await
 }
 
@@ -186,7 +194,14 @@ async fn put_with_action(
             check_expected(current, expected, key)?;
             let definition = compute(current.map(|r| &r.definition))?;
             let action = action.map_or_else(
-                || if current.is_some() { "flag.update" } else { "flag.create" }.to_owned(),
+                || {
+                    if current.is_some() {
+                        "flag.update"
+                    } else {
+                        "flag.create"
+                    }
+                    .to_owned()
+                },
                 str::to_owned,
             );
             Ok(Plan {
@@ -218,12 +233,12 @@ async fn put_with_action(
 /// validated (the store checks again inside its transaction).
 fn check_expected(current: Option<&Record>, expected: Expected, key: &str) -> Result<(), ApiError> {
     match (expected, current) {
-        (Expected::Version(v), Some(r)) if r.version != v => Err(ApiError::PreconditionFailed(
-            format!(
+        (Expected::Version(v), Some(r)) if r.version != v => {
+            Err(ApiError::PreconditionFailed(format!(
                 "flag `{key}` is at version {}, not {v}: someone changed it meanwhile; fetch it again and retry",
                 r.version
-            ),
-        )),
+            )))
+        }
         (Expected::Version(v), None) => Err(ApiError::PreconditionFailed(format!(
             "flag `{key}` does not exist (If-Match named version {v})"
         ))),
@@ -305,7 +320,11 @@ async fn switch(
     if !live.snapshot.environments.contains(&env) {
         return Err(ApiError::NotFound(format!("no environment `{env}`")));
     }
-    let action = if enabled { "flag.enable" } else { "flag.disable" };
+    let action = if enabled {
+        "flag.enable"
+    } else {
+        "flag.disable"
+    };
     put_with_action(
         &state,
         &caller,
@@ -385,10 +404,7 @@ fn set_enabled(def: &mut Map<String, Value>, env: Option<&str>, enabled: bool) {
     };
     match env {
         Some(env) => {
-            let has_override = def
-                .get("environments")
-                .and_then(|e| e.get(env))
-                .is_some();
+            let has_override = def.get("environments").and_then(|e| e.get(env)).is_some();
             let flag_level_on = def.get("enabled") != Some(&json!(false));
             if enabled && !has_override && flag_level_on {
                 return; // Already enabled there.
@@ -424,7 +440,9 @@ pub async fn history(
     caller.require_admin()?;
     let versions = state.store().flag_history(&key).await?;
     if versions.is_empty() {
-        return Err(ApiError::NotFound(format!("no flag `{key}` has ever existed")));
+        return Err(ApiError::NotFound(format!(
+            "no flag `{key}` has ever existed"
+        )));
     }
     let versions: Vec<Value> = versions
         .iter()
@@ -509,7 +527,9 @@ pub async fn simple_put(
         return Err(ApiError::NotFound(format!("no environment `{env}`")));
     }
     let shorthand = match &body {
-        Value::Object(m) if m.len() == 1 && (m.contains_key("enabled") || m.contains_key("percentage")) => {
+        Value::Object(m)
+            if m.len() == 1 && (m.contains_key("enabled") || m.contains_key("percentage")) =>
+        {
             Some(m.clone())
         }
         _ => None,
@@ -524,7 +544,10 @@ pub async fn simple_put(
             ));
         }
         let definition = flag_definition(body)?;
-        return put_definition(&state, &caller, &key, expected, comment, move |_| Ok(definition.clone())).await;
+        return put_definition(&state, &caller, &key, expected, comment, move |_| {
+            Ok(definition.clone())
+        })
+        .await;
     };
     if let Some(flag) = live.config.flag(&key)
         && flag.value_type() != ValueType::Boolean
@@ -581,7 +604,11 @@ fn set_percentage(def: &mut Map<String, Value>, env: Option<&str>, p: f64) {
         t.remove("serve");
         t.remove("enabled");
         // Whole percentages are written as integers, as a person would write them.
-        let value = if p.fract() == 0.0 { json!(p as u64) } else { json!(p) };
+        let value = if p.fract() == 0.0 {
+            json!(p as u64)
+        } else {
+            json!(p)
+        };
         t.insert("rollout".into(), value);
     };
     match env {

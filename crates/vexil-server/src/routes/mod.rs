@@ -25,7 +25,9 @@ pub async fn healthz() -> Response {
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "The store is unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.ready().await {
-        Ok(()) => Json(json!({ "status": "ready", "revision": state.live().revision() })).into_response(),
+        Ok(()) => {
+            Json(json!({ "status": "ready", "revision": state.live().revision() })).into_response()
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "not ready", "reason": reason })),

@@ -20,6 +20,9 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
 /// the file, or a checkpoint) before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many prepared statements a connection keeps (the store has about thirty).
+const STATEMENT_CACHE: usize = 64;
+
 /// What a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
@@ -41,6 +44,8 @@ pub(super) fn connect(path: &Path, role: Role) -> Result<Connection, StoreError>
     }
     let conn = Connection::open_with_flags(path, flags).map_err(in_context)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(in_context)?;
+    // Room for every statement the store prepares, so none is re-prepared per call.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
     if role == Role::Writer {
         // WAL is a property of the file; setting it once, from the writer, is enough.
