@@ -779,17 +779,7 @@ fn yamlish() -> impl Strategy<Value = String> {
 
 /// Loads `text` and, when it loads, evaluates everything in it; when it does not, checks that it
 /// says why.
-pub static OKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-pub static ALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 fn check_text(text: &str) -> Result<(), TestCaseError> {
-    ALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if Config::from_text(text).is_ok() {
-        OKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    } else if std::env::var_os("SHOWERR").is_some() {
-        for d in Config::from_text(text).err().unwrap().diagnostics {
-            eprintln!("{:?}", d);
-        }
-    }
     match Config::from_text(text) {
         Ok(config) => exercise(&config),
         Err(e) => explained(&e),
@@ -1226,14 +1216,4 @@ proptest! {
             prop_assert_eq!(env.evaluate_all(&ctx, now).count(), config.flags().len());
         }
     }
-}
-
-#[test]
-fn zz_stats() {
-    std::thread::sleep(std::time::Duration::from_secs(60));
-    eprintln!(
-        "STATS {} / {}",
-        OKS.load(std::sync::atomic::Ordering::Relaxed),
-        ALL.load(std::sync::atomic::Ordering::Relaxed)
-    );
 }
