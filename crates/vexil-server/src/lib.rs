@@ -11,6 +11,7 @@ pub mod file;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod sync;
 
 use std::future::Future;
 
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use vexil_store::{Change, Commit, KeyKind};
 
 pub use error::ApiError;
-pub use state::{AppState, Source};
+pub use state::{AppState, Options, Source};
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
@@ -67,6 +68,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/keys/{id}",
             axum::routing::delete(admin::key_revoke),
         )
+        .route("/sdk/v1/flags", get(sync::flags))
+        .route("/sdk/v1/stream", get(sync::stream))
         .route("/api/v1/audit", get(admin::audit))
         .route("/api/v1/export", get(admin::export))
         .route("/api/v1/import", post(admin::import))

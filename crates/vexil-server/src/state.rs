@@ -18,6 +18,7 @@ use vexil_store::{ApiKey, Change, Commit, Committed, DynStore, Record, Snapshot,
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::sync::Hub;
 
 /// How many times a write is recomputed when another writer committed first.
 const STALE_RETRIES: usize = 8;
@@ -215,20 +216,48 @@ struct Inner {
     write_lock: Mutex<()>,
     source: Source,
     metrics: Metrics,
+    hub: Hub,
+}
+
+/// Tunables of a server, with production defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often SDK streams get a heartbeat (at most 15 s: clients treat silence as a dead
+    /// connection).
+    pub heartbeat: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            heartbeat: Duration::from_secs(15),
+        }
+    }
 }
 
 impl AppState {
     /// Loads the configuration and the keys from the store.
     pub async fn load(store: DynStore, source: Source) -> Result<AppState, ApiError> {
+        AppState::load_with(store, source, Options::default()).await
+    }
+
+    /// [`AppState::load`] with options.
+    pub async fn load_with(
+        store: DynStore,
+        source: Source,
+        options: Options,
+    ) -> Result<AppState, ApiError> {
         let live = match &source {
             Source::Store => Live::new(store.snapshot().await?)?,
             Source::File(path) => {
                 crate::file::load(path).map_err(|e| ApiError::Internal(format!("{e:#}")))?
             }
         };
+        let hub = Hub::new(live.revision(), options.heartbeat);
         let state = AppState {
             inner: Arc::new(Inner {
                 store,
+                hub,
                 live: ArcSwap::from_pointee(live),
                 keys: ArcSwap::from_pointee(HashMap::new()),
                 write_lock: Mutex::new(()),
@@ -255,9 +284,16 @@ impl AppState {
         self.inner.live.load_full()
     }
 
-    /// Replaces the configuration (file reloads).
+    /// Replaces the configuration wholesale (file reloads); SDK streams resync.
     pub fn set_live(&self, live: Live) {
+        let revision = live.revision();
         self.inner.live.store(Arc::new(live));
+        self.inner.hub.publish_reset(revision);
+    }
+
+    /// Where changes are published for SDK streams.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// Where the configuration comes from.
@@ -338,6 +374,7 @@ impl AppState {
                     let snapshot = apply(&live.snapshot, &changes, actor, Some(&committed));
                     let next = Arc::new(Live::with_config(snapshot, config));
                     self.inner.live.store(next.clone());
+                    self.inner.hub.publish_changes(committed.revision, &changes);
                     if !touches_config {
                         self.reload_keys().await?;
                     }
@@ -346,7 +383,7 @@ impl AppState {
                 Err(StoreError::Stale { .. }) => {
                     // Another process wrote first: catch up, then recompute.
                     let snapshot = self.inner.store.snapshot().await?;
-                    self.inner.live.store(Arc::new(Live::new(snapshot)?));
+                    self.set_live(Live::new(snapshot)?);
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -73,6 +73,7 @@ pub async fn not_found() -> ApiError {
         admin::environments_list, admin::environment_create,
         admin::keys_list, admin::key_create, admin::key_revoke,
         admin::audit, admin::export, admin::import,
+        crate::sync::flags, crate::sync::stream,
     ),
     components(schemas(crate::error::Detail)),
     modifiers(&Security),
