@@ -5,8 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
+mod crash;
 mod eval;
+mod ofrep_client;
 mod schema;
+mod server_process;
 
 use std::fmt::Write as _;
 use std::path::Path;

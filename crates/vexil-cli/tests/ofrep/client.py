@@ -68,6 +68,7 @@ def main(argv):
         "rollout_out": (client.get_boolean_details, "new_checkout", True, ctx("user-2")),
         "unknown": (client.get_string_details, "ofrep_missing", "fallback", ctx("user-1")),
         "disabled": (client.get_string_details, "ofrep_disabled", "default", ctx("user-1")),
+        "prerequisite_failed": (client.get_boolean_details, "ofrep_dependent", True, ctx("user-1")),
         "type_mismatch": (client.get_boolean_details, "ofrep_string", True, ctx("user-1")),
         "no_context": (client.get_boolean_details, "ofrep_bool", False, None),
     }

@@ -42,15 +42,14 @@ pub async fn simple_get(
     let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
     let mut ctx = Context::new();
     for (k, v) in &params {
-        match k.as_str() {
-            "env" => {}
-            "user_id" => {
-                ctx.set(vexil_engine::TARGETING_KEY, v.as_str());
-            }
-            _ => {
-                ctx.set(k.as_str(), v.as_str());
-            }
+        if !matches!(k.as_str(), "env" | "user_id") {
+            ctx.set(k.as_str(), v.as_str());
         }
+    }
+    // Set last, so `user_id` is the targeting key whatever order the parameters come in (a
+    // `targetingKey` parameter counts only without it).
+    if let Some(user_id) = params.get("user_id") {
+        ctx.set(vexil_engine::TARGETING_KEY, user_id.as_str());
     }
     let ev = env.evaluate(&key, &ctx, jiff::Timestamp::now());
     state.metrics().evaluation(&key, ev.reason.as_str());
@@ -114,14 +113,27 @@ fn ofrep_error(
     (status, Json(Value::Object(body))).into_response()
 }
 
+/// The reason as OFREP states it: one of OpenFeature's reasons. Some OpenFeature SDKs accept
+/// nothing else (the Python OFREP provider fails the evaluation on an unknown reason and hands
+/// the caller its default), so `PREREQUISITE_FAILED`, vexil's own, goes out as `DEFAULT`: the
+/// flag fell back to its `off` variant.
+/// OpenFeature has no `PREREQUISITE_FAILED` reason (providers reject unknown reasons), so OFREP
+/// reports it as `DEFAULT` and keeps the exact reason in `metadata.reason`.
+fn ofrep_reason(reason: Reason) -> Reason {
+    match reason {
+        Reason::PrerequisiteFailed => Reason::Default,
+        other => other,
+    }
+}
+
 fn ofrep_result(key: &str, ev: &Evaluation<'_>) -> Value {
     match ev.error {
         None => json!({
             "key": key,
             "value": ev.value,
-            "reason": ev.reason,
+            "reason": ofrep_reason(ev.reason),
             "variant": ev.variant,
-            "metadata": {},
+            "metadata": if ofrep_reason(ev.reason) == ev.reason { json!({}) } else { json!({ "reason": ev.reason }) },
         }),
         Some(e) => json!({
             "key": key,
