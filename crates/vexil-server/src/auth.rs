@@ -64,11 +64,16 @@ impl Caller {
 
 /// Lowercase hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
+    String::from_utf8_lossy(&hash_hex(secret)).into_owned()
+}
+
+/// [`hash_secret`] into a buffer on the stack: every request hashes its key.
+fn hash_hex(secret: &str) -> [u8; 64] {
     let digest = Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = b"0123456789abcdef"[usize::from(b >> 4)];
+        pair[1] = b"0123456789abcdef"[usize::from(b & 0xf)];
     }
     out
 }
@@ -108,7 +113,9 @@ impl FromRequestParts<AppState> for Caller {
                 "no API key: send `Authorization: Bearer KEY` (or `X-API-Key: KEY`)".into(),
             ));
         };
-        match state.key_by_hash(&hash_secret(secret)) {
+        let hash = hash_hex(secret);
+        let hash = std::str::from_utf8(&hash).unwrap_or_default();
+        match state.key_by_hash(hash) {
             Some(key) => Ok(Caller { key }),
             None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
         }

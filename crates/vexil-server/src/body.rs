@@ -24,7 +24,7 @@ impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, BODY_LIMIT, false).await?;
+        let bytes = read_bytes(req, BODY_LIMIT, false).await?;
         Ok(JsonBody(parse_json(&bytes)?))
     }
 }
@@ -32,18 +32,34 @@ impl FromRequest<AppState> for JsonBody {
 /// Reads a body up to `limit` bytes, checking its media type (`application/json`, or YAML when
 /// `yaml_ok`).
 pub async fn read_body(req: Request, limit: usize, yaml_ok: bool) -> Result<Vec<u8>, ApiError> {
+    read_bytes(req, limit, yaml_ok).await.map(|b| b.to_vec())
+}
+
+/// [`read_body`] without copying the body out of its buffer (every evaluation request reads
+/// one).
+async fn read_bytes(
+    req: Request,
+    limit: usize,
+    yaml_ok: bool,
+) -> Result<axum::body::Bytes, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        // A header value that is a `str` is visible ASCII, so comparing without case needs no
+        // lowercase copy.
+        let ct = ct.to_str().unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
-        let json = essence == "application/json" || essence.ends_with("+json");
-        let yaml = matches!(
-            essence,
-            "application/yaml" | "application/x-yaml" | "text/yaml"
-        );
+        let is = |media_type: &str| essence.eq_ignore_ascii_case(media_type);
+        let json = is("application/json")
+            || essence
+                .len()
+                .checked_sub(5)
+                .and_then(|start| essence.get(start..))
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"));
+        let yaml = is("application/yaml") || is("application/x-yaml") || is("text/yaml");
         if !(json || (yaml_ok && yaml)) {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "the body must be application/json{}, not `{essence}`",
-                if yaml_ok { " or application/yaml" } else { "" }
+                "the body must be application/json{}, not `{}`",
+                if yaml_ok { " or application/yaml" } else { "" },
+                essence.to_ascii_lowercase()
             )));
         }
     }
@@ -58,7 +74,6 @@ pub async fn read_body(req: Request, limit: usize, yaml_ok: bool) -> Result<Vec<
     }
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map(|b| b.to_vec())
         .map_err(|_| ApiError::PayloadTooLarge(limit))
 }
 
@@ -87,6 +102,14 @@ pub fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 
 /// How deeply a JSON value nests (a scalar is 0), computed without recursion.
 pub fn depth(value: &Value) -> usize {
+    // Most evaluation contexts are flat: answer those without allocating a stack.
+    let scalar = |v: &Value| !matches!(v, Value::Array(_) | Value::Object(_));
+    match value {
+        Value::Array(items) if items.iter().all(scalar) => return usize::from(!items.is_empty()),
+        Value::Object(map) if map.values().all(scalar) => return usize::from(!map.is_empty()),
+        Value::Array(_) | Value::Object(_) => {}
+        _ => return 0,
+    }
     let mut max = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((v, d)) = stack.pop() {

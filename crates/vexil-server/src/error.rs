@@ -78,9 +78,12 @@ impl ApiError {
         let details: Vec<Detail> = diagnostics
             .iter()
             .map(|d| {
+                // Only a whole path segment is stripped: writing `flags.base` must not turn a
+                // problem in `flags.based` into one in `d`.
                 let path = d
                     .path
                     .strip_prefix(strip)
+                    .filter(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
                     .map(|p| p.trim_start_matches('.').to_owned())
                     .unwrap_or_else(|| d.path.clone());
                 let mut message = d.message.clone();

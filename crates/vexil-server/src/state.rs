@@ -249,9 +249,10 @@ impl AppState {
     ) -> Result<AppState, ApiError> {
         let live = match &source {
             Source::Store => Live::new(store.snapshot().await?)?,
-            Source::File(path) => {
-                crate::file::load(path).map_err(|e| ApiError::Internal(format!("{e:#}")))?
-            }
+            // Bad input, not an internal error: the message (the file's problems) is what the
+            // operator needs to see, and `Internal` hides it behind "internal error".
+            Source::File(path) => crate::file::load(path)
+                .map_err(|e| ApiError::BadRequest("invalid_flag_file", format!("{e:#}")))?,
         };
         let hub = Hub::new(live.revision(), options.heartbeat);
         let state = AppState {
@@ -311,6 +312,12 @@ impl AppState {
             .cloned()
     }
 
+    /// Every key known to this server (revoked ones included), as of the last key write.
+    /// Inside a [`AppState::write`] plan this is serialized with other key writes.
+    pub fn keys(&self) -> Vec<ApiKey> {
+        self.inner.keys.load().values().cloned().collect()
+    }
+
     /// Re-reads the keys from the store.
     pub async fn reload_keys(&self) -> Result<(), ApiError> {
         let keys = self.inner.store.keys().await?;
@@ -331,19 +338,36 @@ impl AppState {
         comment: Option<String>,
         plan: impl Fn(&Live) -> Result<Plan, ApiError>,
     ) -> Result<(Committed, Arc<Live>), ApiError> {
-        if let Source::File(path) = &self.inner.source {
-            return Err(ApiError::Conflict(
-                "read_only",
-                format!(
-                    "this server serves the flag file {} read-only; edit the file instead",
-                    path.display()
-                ),
-            ));
-        }
         let _guard = self.inner.write_lock.lock().await;
         for _ in 0..STALE_RETRIES {
             let live = self.live();
             let plan = plan(&live)?;
+            // A served file is read-only; keys still live in the store, so they can be managed.
+            if let Source::File(path) = &self.inner.source
+                && (plan.changes.is_empty()
+                    || plan
+                        .changes
+                        .iter()
+                        .any(|c| !matches!(c, Change::CreateKey(_) | Change::RevokeKey { .. })))
+            {
+                return Err(ApiError::Conflict(
+                    "read_only",
+                    format!(
+                        "this server serves the flag file {} read-only; edit the file instead",
+                        path.display()
+                    ),
+                ));
+            }
+            if plan.changes.is_empty() {
+                // Nothing to change (an identical import, enabling an enabled flag): no new
+                // revision, version or audit event.
+                let unchanged = Committed {
+                    revision: live.revision(),
+                    at: jiff::Timestamp::now(),
+                    versions: Vec::new(),
+                };
+                return Ok((unchanged, live));
+            }
             let touches_config = plan
                 .changes
                 .iter()

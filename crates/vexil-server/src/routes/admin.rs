@@ -79,10 +79,13 @@ pub async fn segment_put(
         ));
     }
     let expected = if_match(&headers)?;
+    // Whether the segment did not exist (a re-created one continues its version numbering).
+    let created = std::sync::atomic::AtomicBool::new(false);
     let (_, live) = state
         .write(caller.actor(), comment(&headers)?, |live: &Live| {
             let current = live.segment(&name);
             check_segment_expected(current, expected, &name)?;
+            created.store(current.is_none(), std::sync::atomic::Ordering::Relaxed);
             Ok(Plan {
                 action: if current.is_some() {
                     "segment.update"
@@ -105,7 +108,7 @@ pub async fn segment_put(
     let r = live
         .segment(&name)
         .ok_or_else(|| ApiError::Internal("segment missing after its write".into()))?;
-    let status = if r.version == 1 {
+    let status = if created.load(std::sync::atomic::Ordering::Relaxed) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -383,30 +386,30 @@ pub async fn key_revoke(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.require_admin()?;
-    let keys = state.store().keys().await?;
-    let live_keys: Vec<&ApiKey> = keys.iter().filter(|k| k.revoked_at.is_none()).collect();
-    let Some(key) = live_keys.iter().find(|k| k.id == id) else {
-        return Err(ApiError::NotFound(format!("no live key with id `{id}`")));
-    };
-    if key.kind == KeyKind::Admin
-        && live_keys
-            .iter()
-            .filter(|k| k.kind == KeyKind::Admin)
-            .count()
-            == 1
-    {
-        return Err(ApiError::Conflict(
-            "last_admin_key",
-            "this is the last admin key; create another before revoking it".into(),
-        ));
-    }
-    let before = key_json(key);
+    // The checks run inside the write, under its lock, so two revocations cannot both pass
+    // the last-admin check.
+    let writer = state.clone();
     state
         .write(caller.actor(), comment(&headers)?, |_: &Live| {
+            let keys = writer.keys();
+            let live_keys: Vec<&ApiKey> = keys.iter().filter(|k| k.revoked_at.is_none()).collect();
+            let Some(key) = live_keys.iter().find(|k| k.id == id) else {
+                return Err(ApiError::NotFound(format!("no live key with id `{id}`")));
+            };
+            let admins = live_keys
+                .iter()
+                .filter(|k| k.kind == KeyKind::Admin)
+                .count();
+            if key.kind == KeyKind::Admin && admins == 1 {
+                return Err(ApiError::Conflict(
+                    "last_admin_key",
+                    "this is the last admin key; create another before revoking it".into(),
+                ));
+            }
             Ok(Plan {
                 action: "key.revoke".into(),
                 target: format!("key:{id}"),
-                before: Some(before.clone()),
+                before: Some(key_json(key)),
                 after: None,
                 changes: vec![Change::RevokeKey { id: id.clone() }],
                 strip: String::new(),

@@ -54,8 +54,9 @@ pub fn comment(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("x-vexil-comment") {
         None => Ok(None),
         Some(v) => {
-            let s = v.to_str().map_err(|_| {
-                ApiError::invalid("X-Vexil-Comment", "the comment must be visible ASCII text")
+            // Header bytes are taken as UTF-8, so comments need not be ASCII.
+            let s = std::str::from_utf8(v.as_bytes()).map_err(|_| {
+                ApiError::invalid("X-Vexil-Comment", "the comment must be UTF-8 text")
             })?;
             if s.len() > 2000 {
                 return Err(ApiError::invalid(
@@ -188,10 +189,14 @@ async fn put_with_action(
     action: Option<&str>,
     compute: impl Fn(Option<&Value>) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Whether the flag did not exist when the write was planned (a re-created flag continues
+    // its version numbering, so the version alone does not tell).
+    let created = std::sync::atomic::AtomicBool::new(false);
     let (_, live) = state
         .write(caller.actor(), comment, |live: &Live| {
             let current = live.flag(key);
             check_expected(current, expected, key)?;
+            created.store(current.is_none(), std::sync::atomic::Ordering::Relaxed);
             let definition = compute(current.map(|r| &r.definition))?;
             let action = action.map_or_else(
                 || {
@@ -209,11 +214,16 @@ async fn put_with_action(
                 target: format!("flag:{key}"),
                 before: current.map(|r| r.definition.clone()),
                 after: Some(definition.clone()),
-                changes: vec![Change::PutFlag {
-                    key: key.to_owned(),
-                    definition,
-                    expected,
-                }],
+                // Writing what is already there changes nothing: no version, no audit event.
+                changes: if current.is_some_and(|r| r.definition == definition) {
+                    Vec::new()
+                } else {
+                    vec![Change::PutFlag {
+                        key: key.to_owned(),
+                        definition,
+                        expected,
+                    }]
+                },
                 strip: format!("flags.{key}"),
             })
         })
@@ -221,7 +231,7 @@ async fn put_with_action(
     let r = live
         .flag(key)
         .ok_or_else(|| ApiError::Internal(format!("flag {key} missing after its write")))?;
-    let status = if r.version == 1 {
+    let status = if created.load(std::sync::atomic::Ordering::Relaxed) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -411,6 +421,17 @@ fn set_enabled(def: &mut Map<String, Value>, env: Option<&str>, enabled: bool) {
             }
             let mut o = env_override(def, env);
             apply(&mut o);
+            if enabled && o == flag_level_targeting(def) {
+                // Back to the flag level's targeting (the copy the kill switch made): drop the
+                // override, so later changes at the flag level reach this environment again.
+                if let Some(envs) = def.get_mut("environments").and_then(Value::as_object_mut) {
+                    envs.remove(env);
+                    if envs.is_empty() {
+                        def.remove("environments");
+                    }
+                }
+                return;
+            }
             set_override(def, env, Value::Object(o));
         }
         None => {
