@@ -76,7 +76,10 @@ pub fn load(path: &Path) -> Result<Live, Error> {
         None => vec![vexil_engine::DEFAULT_ENVIRONMENT.to_owned()],
     };
     let snapshot = Snapshot {
-        revision: 1,
+        // A file has no revision of its own: the load time (in milliseconds) keeps event ids
+        // increasing across reloads and restarts, so an SDK never mistakes a changed file for
+        // the version it already has.
+        revision: u64::try_from(at.as_millisecond()).unwrap_or(1),
         environments,
         flags: records("flags"),
         segments: records("segments"),
@@ -109,7 +112,7 @@ pub async fn watch(state: AppState, path: PathBuf) {
         last = now;
         match load(&path) {
             Ok(mut live) => {
-                revision += 1;
+                revision = live.snapshot.revision.max(revision + 1);
                 live.snapshot.revision = revision;
                 let n = live.snapshot.flags.len();
                 state.set_live(live);

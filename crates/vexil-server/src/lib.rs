@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod file;
+pub mod fleet;
 pub mod metrics;
 pub mod routes;
 pub mod state;
@@ -95,6 +96,12 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub_state = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // SDK streams never end by themselves: end them, or shutdown would wait forever.
+        hub_state.hub().close();
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -358,6 +358,28 @@ impl AppState {
                     ),
                 ));
             }
+            if matches!(self.inner.source, Source::File(_)) {
+                // Key changes in file mode: the store has its own revision, the served
+                // configuration is untouched.
+                let commit = Commit {
+                    base_revision: self.inner.store.revision().await?,
+                    actor: actor.to_owned(),
+                    action: plan.action,
+                    target: plan.target,
+                    comment: comment.clone(),
+                    before: plan.before,
+                    after: plan.after,
+                    changes: plan.changes,
+                };
+                match self.inner.store.commit(commit).await {
+                    Ok(committed) => {
+                        self.reload_keys().await?;
+                        return Ok((committed, live));
+                    }
+                    Err(StoreError::Stale { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if plan.changes.is_empty() {
                 // Nothing to change (an identical import, enabling an enabled flag): no new
                 // revision, version or audit event.
@@ -407,7 +429,7 @@ impl AppState {
                 Err(StoreError::Stale { .. }) => {
                     // Another process wrote first: catch up, then recompute.
                     let snapshot = self.inner.store.snapshot().await?;
-                    self.set_live(Live::new(snapshot)?);
+                    self.apply_snapshot(snapshot).await?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -415,6 +437,37 @@ impl AppState {
         Err(ApiError::Unavailable(
             "the configuration is changing too quickly to apply this write; retry".into(),
         ))
+    }
+
+    /// Applies what other instances committed since this instance's revision (see
+    /// [`crate::fleet`]). Returns whether anything changed.
+    pub async fn catch_up(&self) -> Result<bool, ApiError> {
+        if matches!(self.inner.source, Source::File(_)) {
+            return Ok(false);
+        }
+        let _guard = self.inner.write_lock.lock().await;
+        let stored = self.inner.store.revision().await?;
+        if stored <= self.live().revision() {
+            return Ok(false);
+        }
+        let snapshot = self.inner.store.snapshot().await?;
+        self.apply_snapshot(snapshot).await
+    }
+
+    /// Swaps in a newer snapshot read from the store (the caller holds the write lock), and
+    /// publishes its differences to the SDK streams as one patch.
+    async fn apply_snapshot(&self, snapshot: Snapshot) -> Result<bool, ApiError> {
+        let live = self.live();
+        if snapshot.revision <= live.revision() {
+            return Ok(false);
+        }
+        let changes = crate::fleet::diff(&live.snapshot, &snapshot);
+        let next = Live::new(snapshot)?;
+        let revision = next.revision();
+        self.inner.live.store(Arc::new(next));
+        self.reload_keys().await?;
+        self.inner.hub.publish_changes(revision, &changes);
+        Ok(true)
     }
 
     /// Checks the store within a deadline (for `/readyz`).

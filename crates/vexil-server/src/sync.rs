@@ -69,6 +69,8 @@ pub struct Hub {
     tx: broadcast::Sender<Arc<Event>>,
     recent: Mutex<Recent>,
     heartbeat: Duration,
+    /// Set to `true` when the server shuts down: every stream ends.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug)]
@@ -91,7 +93,13 @@ impl Hub {
                 floor: revision,
             }),
             heartbeat,
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every stream (the server is shutting down; clients reconnect elsewhere or later).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     fn publish(&self, event: Event) {
@@ -298,8 +306,12 @@ pub async fn flags(
 ) -> Result<Response, ApiError> {
     let env = sdk_environment(&state, &caller, &params)?;
     let live = state.live();
-    let body = environment_document(&live, &env).to_string();
-    let etag = format!("\"{}\"", &hex(&Sha256::digest(body.as_bytes()))[..32]);
+    let doc = environment_document(&live, &env);
+    // The tag covers what the client evaluates with, not the revision: commits that do not
+    // change this environment's definitions (keys, other environments) still answer 304.
+    let tag_source = json!({ "flags": doc["flags"], "segments": doc["segments"] }).to_string();
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(tag_source.as_bytes()))[..32]);
+    let body = doc.to_string();
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.to_string()))?;
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -363,11 +375,19 @@ pub async fn stream(
     }
     let heartbeat = hub.heartbeat;
     let live_state = state.clone();
+    let closing = hub.closing.subscribe();
     let following = stream::unfold(
-        (rx, current, live_state, env),
-        |(mut rx, mut sent, state, env)| async move {
+        (rx, current, live_state, env, closing),
+        |(mut rx, mut sent, state, env, mut closing)| async move {
             loop {
-                match rx.recv().await {
+                if *closing.borrow() {
+                    return None;
+                }
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = closing.changed() => return None,
+                };
+                match received {
                     Ok(event) => {
                         if event.revision <= sent {
                             continue;
@@ -375,7 +395,7 @@ pub async fn stream(
                         sent = event.revision;
                         let live = state.live();
                         let sse = event.sse(&live, &env);
-                        return Some((Ok::<_, Infallible>(sse), (rx, sent, state, env)));
+                        return Some((Ok::<_, Infallible>(sse), (rx, sent, state, env, closing)));
                     }
                     // Too far behind, or the server is stopping: end the stream; the client
                     // reconnects and resumes or resyncs.

@@ -104,6 +104,13 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.flags {
         tokio::spawn(vexil_server::file::watch(state.clone(), path.clone()));
         tracing::info!(file = %path.display(), "serving the flag file read-only");
+    } else {
+        // Other processes may write to the same database: follow their commits.
+        tokio::spawn(vexil_server::fleet::follow(
+            state.clone(),
+            None,
+            std::time::Duration::from_secs(1),
+        ));
     }
     tracing::info!(%addr, "vexil is listening");
     println!("vexil: listening on http://{addr}");

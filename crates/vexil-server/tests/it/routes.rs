@@ -1659,3 +1659,34 @@ async fn openapi_lists_every_route() {
     assert_eq!(methods("/flags/{key}"), ["get", "put"]);
     assert_eq!(methods("/api/v1/keys"), ["get", "post"]);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_ends_open_sdk_streams() {
+    let s = Server::start().await;
+    let key = s.create_key("server", Some("production")).await;
+    // A client of its own, so the stream's connection is not in the harness's pool.
+    let stream = reqwest::Client::new()
+        .get(format!("{}/sdk/v1/stream", s.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+    // The first event (the full state) arrives; then shut down while the stream is open.
+    use futures_util::StreamExt;
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: put"));
+    // `stop` fails when `serve` has not returned in time.
+    s.stop().await;
+    // The stream ends instead of hanging.
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended when the server stopped");
+}
