@@ -3,6 +3,8 @@
 //! A key is sent as `Authorization: Bearer SECRET` or, for OFREP clients, `X-API-Key: SECRET`.
 //! The server keeps only SHA-256 hashes of secrets and looks them up in memory.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
@@ -14,8 +16,8 @@ use crate::state::AppState;
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The key used.
-    pub key: ApiKey,
+    /// The key used (shared with the server's table of keys).
+    pub key: Arc<ApiKey>,
 }
 
 impl Caller {

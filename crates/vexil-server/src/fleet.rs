@@ -10,19 +10,20 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use vexil_store::{Change, Expected, Record, Snapshot};
 
 use crate::state::AppState;
 
-/// Runs until the task is dropped.
-pub async fn follow(state: AppState, mut nudges: Option<mpsc::Receiver<u64>>, interval: Duration) {
+/// Runs until the task is dropped. `nudges` carries the latest revision the database announced
+/// (PostgreSQL `LISTEN`); `interval` is the safety-net poll.
+pub async fn follow(state: AppState, mut nudges: Option<watch::Receiver<u64>>, interval: Duration) {
     loop {
         match &mut nudges {
             Some(rx) => {
                 tokio::select! {
-                    n = rx.recv() => {
-                        if n.is_none() {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
                             // The listener is gone for good: fall back to polling alone.
                             nudges = None;
                         }

@@ -136,7 +136,7 @@ pub async fn bootstrap(
         .map(|e| Change::AddEnvironment { name: (*e).into() })
         .collect();
     changes.push(Change::CreateKey(key));
-    store
+    let committed = store
         .commit(Commit {
             base_revision: 0,
             actor: "vexil".into(),
@@ -147,6 +147,11 @@ pub async fn bootstrap(
             after: Some(serde_json::json!({ "environments": state::INITIAL_ENVIRONMENTS })),
             changes,
         })
-        .await?;
-    Ok(Some(secret))
+        .await;
+    match committed {
+        Ok(_) => Ok(Some(secret)),
+        // Another instance of the fleet bootstrapped the same database first.
+        Err(vexil_store::StoreError::Stale { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -212,7 +212,8 @@ pub struct AppState {
 struct Inner {
     store: DynStore,
     live: ArcSwap<Live>,
-    keys: ArcSwap<HashMap<String, ApiKey>>,
+    /// Secret hash → key; shared, so that authenticating a request copies nothing.
+    keys: ArcSwap<HashMap<String, Arc<ApiKey>>>,
     write_lock: Mutex<()>,
     source: Source,
     metrics: Metrics,
@@ -303,7 +304,7 @@ impl AppState {
     }
 
     /// The live key with this secret hash.
-    pub fn key_by_hash(&self, hash: &str) -> Option<ApiKey> {
+    pub fn key_by_hash(&self, hash: &str) -> Option<Arc<ApiKey>> {
         self.inner
             .keys
             .load()
@@ -315,7 +316,12 @@ impl AppState {
     /// Every key known to this server (revoked ones included), as of the last key write.
     /// Inside a [`AppState::write`] plan this is serialized with other key writes.
     pub fn keys(&self) -> Vec<ApiKey> {
-        self.inner.keys.load().values().cloned().collect()
+        self.inner
+            .keys
+            .load()
+            .values()
+            .map(|k| ApiKey::clone(k))
+            .collect()
     }
 
     /// Re-reads the keys from the store.
@@ -323,7 +329,7 @@ impl AppState {
         let keys = self.inner.store.keys().await?;
         let map = keys
             .into_iter()
-            .map(|k| (k.secret_hash.clone(), k))
+            .map(|k| (k.secret_hash.clone(), Arc::new(k)))
             .collect();
         self.inner.keys.store(Arc::new(map));
         Ok(())

@@ -1,5 +1,6 @@
-//! Storage for vexil: the [`Store`] trait, the contract every backend keeps, and the SQLite
-//! backend ([`SqliteStore`]).
+//! Storage for vexil: the [`Store`] trait, the contract every backend keeps, and its two
+//! backends: SQLite ([`SqliteStore`], one server) and PostgreSQL ([`PostgresStore`], a fleet
+//! of servers sharing one database).
 //!
 //! # The contract
 //!
@@ -22,6 +23,10 @@
 //!   readable through [`Store::flag_history`]; the audit log is never rewritten.
 //! - **Nothing is cached across calls.** Every read reflects every commit acknowledged before
 //!   it started, including commits made by other processes sharing the database.
+//! - **Changes by others are found by revision.** A server sharing the database with others
+//!   keeps a snapshot in memory; [`Store::revision`] is the cheap read that tells it the
+//!   snapshot is behind (the revision moved), and then it reloads. PostgreSQL also pushes
+//!   revisions as they are committed ([`PostgresStore::listen`]).
 //! - **Secrets never reach the store.** Keys are stored by a hash of their secret.
 
 use std::fmt;
@@ -31,8 +36,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A shared handle to a store.
@@ -56,6 +63,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every API key, revoked ones included, in the order they were created.
     async fn keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// The current revision: the same as [`Snapshot::revision`], read without the rest.
+    ///
+    /// It is what a server polls to learn that another process sharing the database has
+    /// committed (the revision moved past the snapshot it holds), cheap enough to call every
+    /// second. Like every read, it reflects every commit acknowledged before it started.
+    async fn revision(&self) -> Result<u64, StoreError>;
 
     /// Succeeds when the store can serve reads and writes right now.
     async fn ping(&self) -> Result<(), StoreError>;

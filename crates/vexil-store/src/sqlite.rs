@@ -168,6 +168,10 @@ impl Store for SqliteStore {
         self.run(Role::Reader, |conn| read::keys(conn)).await
     }
 
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.run(Role::Reader, |conn| read::revision(conn)).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // Taking the write lock (and letting it go) shows that a commit could start now, which
         // a plain read would not: another process may hold the lock, or the file be read-only.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use vexil_server::{AppState, Source};
-use vexil_store::{DynStore, SqliteStore};
+use vexil_store::{DynStore, PostgresStore, SqliteStore, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +17,8 @@ pub struct Args {
     /// Where the embedded SQLite database lives.
     #[arg(long, env = "VEXIL_DATA_DIR", default_value = "./vexil-data")]
     data_dir: PathBuf,
-    /// A database URL instead of the embedded SQLite: `sqlite:PATH` (a file).
+    /// A database URL instead of the embedded SQLite: `postgres://USER@HOST/DB` for a fleet of
+    /// instances, or `sqlite:PATH` for a SQLite file elsewhere.
     #[arg(long, env = "VEXIL_DATABASE_URL")]
     database_url: Option<String>,
     /// Serve this flag file read-only, reloading it when it changes.
@@ -52,31 +53,72 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(args))
 }
 
-async fn open_store(args: &Args) -> anyhow::Result<DynStore> {
-    let store = match args.database_url.as_deref() {
-        None => SqliteStore::open(&args.data_dir)
-            .with_context(|| format!("cannot open the database in {}", args.data_dir.display()))?,
+/// The opened store, and for PostgreSQL the revisions it announces.
+struct Opened {
+    store: DynStore,
+    nudges: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+async fn open_store(args: &Args) -> anyhow::Result<Opened> {
+    let store: DynStore = match args.database_url.as_deref() {
+        None => {
+            Arc::new(SqliteStore::open(&args.data_dir).with_context(|| {
+                format!("cannot open the database in {}", args.data_dir.display())
+            })?)
+        }
         Some(url) => {
             if let Some(path) = url
                 .strip_prefix("sqlite://")
                 .or_else(|| url.strip_prefix("sqlite:"))
             {
-                SqliteStore::open_file(path.as_ref())
-                    .with_context(|| format!("cannot open the SQLite database {path}"))?
+                Arc::new(
+                    SqliteStore::open_file(path.as_ref())
+                        .with_context(|| format!("cannot open the SQLite database {path}"))?,
+                )
             } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                bail!(
-                    "PostgreSQL is not supported by this version yet; use the embedded SQLite (leave out --database-url)"
-                );
+                let store = connect_postgres(url).await?;
+                let nudges = Some(store.listen());
+                return Ok(Opened {
+                    store: Arc::new(store),
+                    nudges,
+                });
             } else {
-                bail!("--database-url `{url}` is not understood; use sqlite:PATH");
+                bail!("--database-url `{url}` is not understood; use postgres://… or sqlite:PATH");
             }
         }
     };
-    Ok(Arc::new(store))
+    Ok(Opened {
+        store,
+        nudges: None,
+    })
+}
+
+/// Connects to PostgreSQL, waiting up to a minute for it when it is not up yet (instances
+/// often start before their database).
+async fn connect_postgres(url: &str) -> anyhow::Result<PostgresStore> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut wait = std::time::Duration::from_millis(250);
+    loop {
+        match PostgresStore::connect(url).await {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "PostgreSQL is not available yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("cannot connect to PostgreSQL"),
+        }
+    }
 }
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
-    let store = open_store(args).await?;
+    let Opened { store, nudges } = open_store(args).await?;
+    let polling = if nudges.is_some() {
+        // Notifications do the work; polling is the safety net.
+        std::time::Duration::from_secs(5)
+    } else {
+        std::time::Duration::from_secs(1)
+    };
     if let Some(secret) = vexil_server::bootstrap(&store, args.admin_key.as_deref())
         .await
         .context("cannot prepare the new database")?
@@ -106,11 +148,7 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         tracing::info!(file = %path.display(), "serving the flag file read-only");
     } else {
         // Other processes may write to the same database: follow their commits.
-        tokio::spawn(vexil_server::fleet::follow(
-            state.clone(),
-            None,
-            std::time::Duration::from_secs(1),
-        ));
+        tokio::spawn(vexil_server::fleet::follow(state.clone(), nudges, polling));
     }
     tracing::info!(%addr, "vexil is listening");
     println!("vexil: listening on http://{addr}");

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -24,6 +26,23 @@ fn env_for<'a>(live: &'a Live, caller: &Caller, asked: Option<&str>) -> Result<E
     live.config
         .env(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no environment `{name}`")))
+}
+
+/// The `env` query parameter, the only one the OFREP routes read. The query is parsed (as
+/// `Query<HashMap<String, String>>`, with its rejections) only when there is one, so the common
+/// request, without a query, does no work for it.
+pub struct EnvParam(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for EnvParam {
+    type Rejection = QueryRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, QueryRejection> {
+        if parts.uri.query().is_none() {
+            return Ok(EnvParam(None));
+        }
+        let Query(mut params) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)?;
+        Ok(EnvParam(params.remove("env")))
+    }
 }
 
 /// `GET /flags/{key}?user_id=…&ATTR=…[&env=…]`: query parameters form the context, `user_id`
@@ -190,11 +209,11 @@ pub async fn ofrep_single(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    EnvParam(asked): EnvParam,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let live = state.live();
-    let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
+    let env = env_for(&live, &caller, asked.as_deref())?;
     let ctx = match ofrep_context(body) {
         Ok(ctx) => ctx,
         Err((code, details)) => {
@@ -231,11 +250,11 @@ pub async fn ofrep_bulk(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
+    EnvParam(asked): EnvParam,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let live = state.live();
-    let env = env_for(&live, &caller, params.get("env").map(String::as_str))?;
+    let env = env_for(&live, &caller, asked.as_deref())?;
     let ctx = match ofrep_context(body) {
         Ok(ctx) => ctx,
         Err((code, details)) => {
