@@ -28,6 +28,17 @@ enum Command {
     Eval(commands::eval::Args),
     /// Print the JSON Schema of the flag file, for editors.
     Schema,
+    /// Find flag references in source code: expired and unknown flags (errors), unused,
+    /// expiring and ownerless flags (warnings).
+    Lint(commands::lint::Args),
+    /// Manage flags on a server: list, get, set, delete, enable, disable, history, revert.
+    Flags(commands::admin::flags::Args),
+    /// Manage API keys on a server: create, list, revoke.
+    Keys(commands::admin::keys::Args),
+    /// Print a server's whole configuration as one flag document (JSON).
+    Export(commands::admin::transfer::ExportArgs),
+    /// Replace a server's whole configuration with a flag document (YAML or JSON).
+    Import(commands::admin::transfer::ImportArgs),
 }
 
 /// Exit status for bad usage (wrong arguments, unreadable input).
@@ -47,6 +58,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&args),
         Command::Check(args) => commands::check::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Lint(args) => commands::lint::run(&args),
+        Command::Flags(args) => commands::admin::flags::run(&args),
+        Command::Keys(args) => commands::admin::keys::run(&args),
+        Command::Export(args) => commands::admin::transfer::export(&args),
+        Command::Import(args) => commands::admin::transfer::import(&args),
         Command::Schema => {
             println!("{}", vexil_engine::JSON_SCHEMA.trim_end());
             Ok(ExitCode::SUCCESS)

@@ -1,8 +1,10 @@
 //! One module per subcommand. Each `run` returns the exit code; an `Err` is bad usage
 //! (exit 2) and is printed by `main`.
 
+pub mod admin;
 pub mod check;
 pub mod eval;
+pub mod lint;
 pub mod serve;
 
 use std::path::Path;
