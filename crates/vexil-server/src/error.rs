@@ -152,7 +152,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::Unavailable(
-                    "the database is unavailable; the change was not made, retry later".into(),
+                    "the database is unavailable; the change was not applied (if the connection broke while committing, check the flag's history before retrying)".into(),
                 )
             }
             other => ApiError::Internal(other.to_string()),

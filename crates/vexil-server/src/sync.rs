@@ -29,6 +29,9 @@ use crate::state::{AppState, Live};
 const RECENT: usize = 1024;
 /// How far a stream client may fall behind before it is disconnected.
 const CHANNEL: usize = 256;
+/// How long a stream request waits for this instance to catch up with the database when the
+/// client resumes after a revision the instance has not applied yet.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// The fields of a flag that make up its targeting (replaced by an environment's override).
 const TARGETING_FIELDS: [&str; 8] = [
@@ -357,7 +360,26 @@ pub async fn stream(
     // Subscribe before reading the state, so no change can fall between the two.
     let hub = state.hub();
     let rx = hub.tx.subscribe();
-    let live = state.live();
+    let mut live = state.live();
+    // A client resuming after a revision this instance has not applied heard of it from another
+    // instance of the fleet, a moment ago: catch up with the database first rather than send it
+    // an older state. When the database cannot be reached, the client keeps what it has and
+    // gets the changes once this instance catches up.
+    let mut behind = false;
+    if let Some(id) = last_id
+        && id > live.revision()
+        && matches!(state.source(), crate::Source::Store)
+    {
+        match tokio::time::timeout(CATCH_UP_WAIT, state.catch_up()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot catch up for a resuming stream");
+                behind = true;
+            }
+            Err(_) => behind = true,
+        }
+        live = state.live();
+    }
     let current = live.revision();
     let mut initial: Vec<SseEvent> = Vec::new();
     match last_id.and_then(|id| hub.since(id, current)) {
@@ -366,6 +388,7 @@ pub async fn stream(
                 initial.push(e.sse(&live, &env));
             }
         }
+        None if behind && last_id.is_some_and(|id| id > current) => {}
         None => initial.push(
             SseEvent::default()
                 .event("put")

@@ -19,7 +19,7 @@ pub struct Args {
     data_dir: PathBuf,
     /// A database URL instead of the embedded SQLite: `postgres://USER@HOST/DB` for a fleet of
     /// instances, or `sqlite:PATH` for a SQLite file elsewhere.
-    #[arg(long, env = "VEXIL_DATABASE_URL")]
+    #[arg(long, env = "VEXIL_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Serve this flag file read-only, reloading it when it changes.
     #[arg(long, env = "VEXIL_FLAGS", value_name = "FILE")]

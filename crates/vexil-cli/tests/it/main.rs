@@ -4,10 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod check;
 mod crash;
 mod eval;
+mod fleet;
+mod lint;
 mod ofrep_client;
+mod outage;
 mod schema;
 mod server_process;
 

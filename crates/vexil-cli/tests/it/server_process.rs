@@ -1,7 +1,9 @@
-//! `vexil serve` as a real process: started on `127.0.0.1:0` over a data directory, its address
-//! learned from the line it prints once it listens, and killed when the handle is dropped. With
-//! [`Api`], a small admin-API client on top of reqwest, for the tests that talk HTTP to it.
+//! `vexil serve` as a real process: started on `127.0.0.1:0` over a data directory (or, for a
+//! fleet, a database URL), its address learned from the line it prints once it listens, and
+//! killed when the handle is dropped. With [`Api`], a small admin-API client on top of reqwest,
+//! for the tests that talk HTTP to it.
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,19 +30,33 @@ pub struct Server {
     base_url: String,
     /// What the process wrote to stderr so far (its log), for failure messages.
     stderr: Arc<Mutex<String>>,
+    /// What it printed on stdout before it listened (the first admin key message, if any).
+    startup: String,
 }
 
 impl Server {
     /// Starts `vexil serve --bind 127.0.0.1:0 --data-dir DATA_DIR` with [`ADMIN_KEY`] as
     /// `VEXIL_ADMIN_KEY`, and waits until it listens.
     pub fn start(data_dir: &Path) -> Server {
+        Server::spawn(&[OsStr::new("--data-dir"), data_dir.as_os_str()])
+    }
+
+    /// Starts `vexil serve --bind 127.0.0.1:0 --database-url URL` (an instance of a fleet
+    /// sharing one PostgreSQL database) with [`ADMIN_KEY`] as `VEXIL_ADMIN_KEY`, and waits until
+    /// it listens. The server waits up to a minute for its database, so a database that is not
+    /// there shows as a start that times out, with the server's log in the message.
+    pub fn start_with_database(database_url: &str) -> Server {
+        Server::spawn(&[OsStr::new("--database-url"), OsStr::new(database_url)])
+    }
+
+    /// Starts `vexil serve --bind 127.0.0.1:0 STORE_ARGS…` and waits until it listens.
+    fn spawn(store_args: &[&OsStr]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_vexil"));
         command
             .arg("serve")
             .arg("--bind")
             .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
+            .args(store_args)
             .env("VEXIL_ADMIN_KEY", ADMIN_KEY)
             .env("VEXIL_LOG", "info")
             .stdin(Stdio::null())
@@ -77,15 +93,17 @@ impl Server {
         thread::spawn(move || {
             let mut reader = BufReader::new(pipe);
             let mut line = String::new();
+            let mut before = String::new();
             loop {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
                         if let Some(url) = line.trim_end().strip_prefix(LISTENING) {
-                            let _ = tx.send(url.to_owned());
+                            let _ = tx.send((url.to_owned(), before));
                             break;
                         }
+                        before.push_str(&line);
                     }
                 }
             }
@@ -97,9 +115,13 @@ impl Server {
             child,
             base_url: String::new(),
             stderr,
+            startup: String::new(),
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => server.base_url = url,
+            Ok((url, startup)) => {
+                server.base_url = url;
+                server.startup = startup;
+            }
             Err(_) => {
                 let status = server.child.try_wait().ok().flatten();
                 // Give the stderr reader a moment to collect the last lines of a failed start.
@@ -121,6 +143,12 @@ impl Server {
     /// An admin client of this server.
     pub fn admin(&self) -> Api {
         Api::new(&self.base_url, ADMIN_KEY)
+    }
+
+    /// What the server printed on stdout before it listened: the message about the first admin
+    /// key when this process created it, else nothing.
+    pub fn startup_output(&self) -> &str {
+        &self.startup
     }
 
     /// What the server logged so far.
