@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use vexil_store::{ApiKey, AuditQuery, Change, Expected, KeyKind};
 
-use super::flags::{check_key, comment, if_match, record_json, record_response};
+use super::flags::{check_expected, check_key, comment, if_match, record_json, record_response};
 use crate::auth::{Caller, hash_secret, new_secret, random_hex};
 use crate::body::{IMPORT_LIMIT, JsonBody, parse_json, read_body, typed};
 use crate::error::ApiError;
@@ -84,7 +84,7 @@ pub async fn segment_put(
     let (_, live) = state
         .write(caller.actor(), comment(&headers)?, |live: &Live| {
             let current = live.segment(&name);
-            check_segment_expected(current, expected, &name)?;
+            check_expected("segment", current, expected, &name)?;
             created.store(current.is_none(), std::sync::atomic::Ordering::Relaxed);
             Ok(Plan {
                 action: if current.is_some() {
@@ -118,25 +118,6 @@ pub async fn segment_put(
     Ok(response)
 }
 
-fn check_segment_expected(
-    current: Option<&vexil_store::Record>,
-    expected: Expected,
-    name: &str,
-) -> Result<(), ApiError> {
-    match (expected, current) {
-        (Expected::Version(v), Some(r)) if r.version != v => {
-            Err(ApiError::PreconditionFailed(format!(
-                "segment `{name}` is at version {}, not {v}; fetch it again and retry",
-                r.version
-            )))
-        }
-        (Expected::Version(v), None) => Err(ApiError::PreconditionFailed(format!(
-            "segment `{name}` does not exist (If-Match named version {v})"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// `DELETE /api/v1/segments/{name}`. Refused while a flag uses the segment.
 #[utoipa::path(delete, path = "/api/v1/segments/{name}", tag = "segments", params(("name" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 400, description = "Still used by a flag")), security(("bearer" = [])))]
@@ -153,7 +134,7 @@ pub async fn segment_delete(
             let current = live
                 .segment(&name)
                 .ok_or_else(|| ApiError::NotFound(format!("no segment `{name}`")))?;
-            check_segment_expected(Some(current), expected, &name)?;
+            check_expected("segment", Some(current), expected, &name)?;
             Ok(Plan {
                 action: "segment.delete".into(),
                 target: format!("segment:{name}"),

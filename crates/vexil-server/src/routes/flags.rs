@@ -195,7 +195,7 @@ async fn put_with_action(
     let (_, live) = state
         .write(caller.actor(), comment, |live: &Live| {
             let current = live.flag(key);
-            check_expected(current, expected, key)?;
+            check_expected("flag", current, expected, key)?;
             created.store(current.is_none(), std::sync::atomic::Ordering::Relaxed);
             let definition = compute(current.map(|r| &r.definition))?;
             let action = action.map_or_else(
@@ -241,16 +241,21 @@ async fn put_with_action(
 
 /// Checks `If-Match` against the in-memory state first, so a stale write fails before it is
 /// validated (the store checks again inside its transaction).
-fn check_expected(current: Option<&Record>, expected: Expected, key: &str) -> Result<(), ApiError> {
+pub fn check_expected(
+    what: &str,
+    current: Option<&Record>,
+    expected: Expected,
+    key: &str,
+) -> Result<(), ApiError> {
     match (expected, current) {
         (Expected::Version(v), Some(r)) if r.version != v => {
             Err(ApiError::PreconditionFailed(format!(
-                "flag `{key}` is at version {}, not {v}: someone changed it meanwhile; fetch it again and retry",
+                "{what} `{key}` is at version {}, not {v}: someone changed it meanwhile; fetch it again and retry",
                 r.version
             )))
         }
         (Expected::Version(v), None) => Err(ApiError::PreconditionFailed(format!(
-            "flag `{key}` does not exist (If-Match named version {v})"
+            "{what} `{key}` does not exist (If-Match named version {v})"
         ))),
         _ => Ok(()),
     }
@@ -273,7 +278,7 @@ pub async fn delete(
             let current = live
                 .flag(&key)
                 .ok_or_else(|| ApiError::NotFound(format!("no flag `{key}`")))?;
-            check_expected(Some(current), expected, &key)?;
+            check_expected("flag", Some(current), expected, &key)?;
             Ok(Plan {
                 action: "flag.delete".into(),
                 target: format!("flag:{key}"),
