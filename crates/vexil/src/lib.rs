@@ -108,6 +108,49 @@
 //! evaluation (OFREP), with a 5 s cache per flag and context and a 500 ms deadline; on timeout
 //! or error it returns the caller's default. Its accessors are async.
 //!
+//! # OpenFeature
+//!
+//! With the cargo feature `openfeature` (`vexil = { version = "…", features = ["openfeature"] }`),
+//! `vexil::openfeature::VexilProvider` is a provider for the `open-feature` crate, so code
+//! written against OpenFeature's API evaluates with vexil — in-process with a [`Client`], or
+//! per call with a [`RemoteClient`]. The provider maps values, variants and reasons (vexil's
+//! `PREREQUISITE_FAILED` goes out as `DEFAULT`, the exact reason in the flag metadata
+//! `reason`, as the server's OFREP API does), the deciding rule (metadata `ruleIndex`,
+//! `ruleName`) and error codes; it converts OpenFeature's context (targeting key, custom fields,
+//! nested structures, lists, date-times). The module `vexil::openfeature` has the details; the
+//! crate re-exports the `open-feature` version it implements as `vexil::openfeature::open_feature`.
+//!
+//! ```
+//! # #[cfg(feature = "openfeature")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use open_feature::{EvaluationContext, OpenFeature};
+//! use vexil::openfeature::VexilProvider;
+//!
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flags.yaml");
+//! let flags = vexil::Client::from_file(path, Some("production"))?;
+//! OpenFeature::singleton_mut()
+//!     .await
+//!     .set_provider(VexilProvider::new(flags))
+//!     .await;
+//! let client = OpenFeature::singleton().await.create_client();
+//!
+//! let ctx = EvaluationContext::default()
+//!     .with_targeting_key("user-123")
+//!     .with_custom_field("plan", "enterprise");
+//! // On any error OpenFeature returns an error: the default is the caller's to choose.
+//! if client.get_bool_value("new_checkout", Some(&ctx), None).await.unwrap_or(false) {
+//!     // the new checkout
+//! }
+//! match client.get_bool_details("new_checkout", Some(&ctx), None).await {
+//!     Ok(details) => assert_eq!(details.variant.as_deref(), Some("on")),
+//!     Err(e) => eprintln!("new_checkout: {} ({:?})", e.code, e.message),
+//! }
+//! # Ok(()) }
+//! # #[cfg(feature = "openfeature")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Testing
 //!
 //! [`testing::TestClient`] is an in-memory client whose flags a test sets; its
@@ -135,6 +178,8 @@ mod client;
 mod details;
 mod error;
 mod file;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 mod remote;
 mod sse;
 mod sync;

@@ -7,11 +7,15 @@
 //! - `file`: file mode — environments, errors, accessors, watching.
 //! - `vectors`: the shared evaluation vectors through a file client.
 //! - `testing`: the test support, and the examples on both paths.
+//! - `openfeature`: the OpenFeature provider through `open-feature`'s client API (feature
+//!   `openfeature`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod file;
 mod harness;
+#[cfg(feature = "openfeature")]
+mod openfeature;
 mod remote;
 mod sync;
 mod testing;
