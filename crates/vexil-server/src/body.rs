@@ -37,7 +37,7 @@ pub async fn read_body(req: Request, limit: usize, yaml_ok: bool) -> Result<Vec<
 
 /// [`read_body`] without copying the body out of its buffer (every evaluation request reads
 /// one).
-async fn read_bytes(
+pub(crate) async fn read_bytes(
     req: Request,
     limit: usize,
     yaml_ok: bool,
@@ -82,16 +82,19 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::BadRequest(
-            "invalid_json",
-            format!(
-                "the body is not valid JSON: {e} (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
+    serde_json::from_slice(bytes).map_err(|e| invalid_json(&e))
+}
+
+/// The error for a body that is not valid JSON.
+pub(crate) fn invalid_json(e: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest(
+        "invalid_json",
+        format!(
+            "the body is not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    )
 }
 
 /// Reads a JSON value into a request type, reporting unknown fields and wrong types as

@@ -88,7 +88,11 @@ impl Metrics {
     }
 
     /// Counts one evaluation.
+    ///
+    /// Failed evaluations (reason `ERROR`: above all unknown flags, whose keys come from
+    /// callers) share one `flag` label, so callers cannot grow the metrics without bound.
     pub fn evaluation(&self, flag: &str, reason: &'static str) {
+        let flag = if reason == "ERROR" { "(error)" } else { flag };
         let counters = self
             .evaluation_counters
             .read()

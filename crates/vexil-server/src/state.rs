@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::Mutex;
-use vexil_engine::Config;
+use vexil_engine::{Config, Diagnostic, MAX_DEPTH, Node, NodeValue};
 use vexil_store::{ApiKey, Change, Commit, Committed, DynStore, Record, Snapshot, StoreError};
 
 use crate::error::ApiError;
@@ -42,10 +42,8 @@ pub struct Live {
 impl Live {
     /// Compiles a snapshot. Errors are the engine's diagnostics (the stored data is invalid,
     /// which only a file or a bug can cause).
-    pub fn new(snapshot: Snapshot) -> Result<Live, ApiError> {
-        let doc = document(&snapshot);
-        let config =
-            Config::from_json(&doc).map_err(|e| ApiError::from_diagnostics(&e.diagnostics, ""))?;
+    pub fn new(mut snapshot: Snapshot) -> Result<Live, ApiError> {
+        let config = compile(&mut snapshot).map_err(|d| ApiError::from_diagnostics(&d, ""))?;
         Ok(Live::with_config(snapshot, Arc::new(config)))
     }
 
@@ -105,11 +103,131 @@ pub fn document(snapshot: &Snapshot) -> Value {
         .iter()
         .map(|r| (r.key.clone(), r.definition.clone()))
         .collect();
-    json!({
-        "environments": snapshot.environments,
-        "segments": segments,
-        "flags": flags,
-    })
+    document_of(&snapshot.environments, segments, flags)
+}
+
+/// `{environments, segments, flags}`, the maps moved in (`json!` would serialize them into a
+/// copy).
+fn document_of(
+    environments: &[String],
+    segments: Map<String, Value>,
+    flags: Map<String, Value>,
+) -> Value {
+    let mut doc = Map::with_capacity(3);
+    doc.insert(
+        "environments".into(),
+        Value::Array(environments.iter().cloned().map(Value::String).collect()),
+    );
+    doc.insert("segments".into(), Value::Object(segments));
+    doc.insert("flags".into(), Value::Object(flags));
+    Value::Object(doc)
+}
+
+/// Compiles a snapshot, as `Config::from_json(&document(snapshot))` would, without copying its
+/// definitions: they are moved into the engine's node tree for the compilation and back after.
+/// With 10,000 flags each copy is tens of megabytes, and the memory a load peaks at stays with
+/// the process. On error the snapshot is left with some definitions `null`.
+fn compile(snapshot: &mut Snapshot) -> Result<Config, Vec<Diagnostic>> {
+    fn node(value: NodeValue) -> Node {
+        Node { value, pos: None }
+    }
+    fn take(records: &mut [Record], part: &str) -> Result<Node, Vec<Diagnostic>> {
+        let entries = records
+            .iter_mut()
+            .map(|r| {
+                // A definition sits two levels down: `flags.KEY`.
+                let definition =
+                    into_node(std::mem::take(&mut r.definition), 2).ok_or_else(|| {
+                        vec![Diagnostic {
+                            path: format!("{part}.{}", r.key),
+                            line: None,
+                            column: None,
+                            message: format!(
+                                "the document nests more than {MAX_DEPTH} levels deep"
+                            ),
+                        }]
+                    })?;
+                Ok((r.key.clone(), None, definition))
+            })
+            .collect::<Result<Vec<_>, Vec<Diagnostic>>>()?;
+        Ok(node(NodeValue::Map(entries)))
+    }
+    let environments = snapshot
+        .environments
+        .iter()
+        .map(|e| node(NodeValue::String(e.clone())))
+        .collect();
+    let segments = take(&mut snapshot.segments, "segments")?;
+    let flags = take(&mut snapshot.flags, "flags")?;
+    let root = node(NodeValue::Map(vec![
+        (
+            "environments".into(),
+            None,
+            node(NodeValue::Seq(environments)),
+        ),
+        ("segments".into(), None, segments),
+        ("flags".into(), None, flags),
+    ]));
+    let compiled = Config::from_node(&root).map_err(|e| e.diagnostics);
+    if let NodeValue::Map(parts) = root.value {
+        for (part, _, tree) in parts {
+            let records = match part.as_str() {
+                "segments" => &mut snapshot.segments,
+                "flags" => &mut snapshot.flags,
+                _ => continue,
+            };
+            if let NodeValue::Map(entries) = tree.value {
+                // In the records' order: `take` made them so.
+                for (record, (_, _, definition)) in records.iter_mut().zip(entries) {
+                    record.definition = from_node(definition);
+                }
+            }
+        }
+    }
+    compiled
+}
+
+/// JSON into a node tree, moving its strings; `None` when it nests deeper than the engine
+/// allows ([`MAX_DEPTH`], counted from `depth`).
+fn into_node(value: Value, depth: usize) -> Option<Node> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let value = match value {
+        Value::Null => NodeValue::Null,
+        Value::Bool(b) => NodeValue::Bool(b),
+        Value::Number(n) => NodeValue::Number(n),
+        Value::String(s) => NodeValue::String(s),
+        Value::Array(items) => NodeValue::Seq(
+            items
+                .into_iter()
+                .map(|i| into_node(i, depth + 1))
+                .collect::<Option<_>>()?,
+        ),
+        Value::Object(map) => NodeValue::Map(
+            map.into_iter()
+                .map(|(k, v)| Some((k, None, into_node(v, depth + 1)?)))
+                .collect::<Option<_>>()?,
+        ),
+    };
+    Some(Node { value, pos: None })
+}
+
+/// A node tree back into JSON, moving its strings.
+fn from_node(node: Node) -> Value {
+    match node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(b),
+        NodeValue::Number(n) => Value::Number(n),
+        NodeValue::String(s) => Value::String(s),
+        NodeValue::Seq(items) => Value::Array(items.into_iter().map(from_node).collect()),
+        NodeValue::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, _, v)| (k, from_node(v)))
+                .collect(),
+        ),
+    }
 }
 
 /// Applies changes to a snapshot in memory. With `committed`, versions, times and the revision

@@ -1556,8 +1556,24 @@ async fn metrics_count_requests_latency_and_evaluations() {
         .await
         .assert_status(200);
 
+    // Unknown flags named by callers share one label.
+    for key in ["nope-1", "nope-2"] {
+        s.admin()
+            .get(&format!("/flags/{key}"))
+            .send()
+            .await
+            .assert_status(404);
+    }
+
     let r = s.anonymous().get("/metrics").send().await;
     r.assert_status(200);
+    assert!(!r.text.contains("nope-1"), "{}", r.text);
+    assert!(
+        r.text
+            .contains(r#"vexil_evaluations_total{flag="(error)",reason="ERROR"} 2"#),
+        "{}",
+        r.text
+    );
     assert!(
         r.header("content-type")
             .is_some_and(|ct| ct.contains("text")),
