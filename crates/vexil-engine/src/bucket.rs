@@ -7,7 +7,7 @@ pub const BUCKETS: u32 = 100_000;
 
 /// MurmurHash3, x86 32-bit variant, fed in pieces so that `salt:value` needs no allocation.
 #[derive(Debug, Clone, Copy)]
-struct Murmur3 {
+pub(crate) struct Murmur3 {
     h: u32,
     tail: [u8; 4],
     tail_len: usize,
@@ -93,7 +93,26 @@ pub fn hash(salt: &str, value: &str) -> u32 {
 
 /// The bucket, in `[0, 100000)`, of `value` for a flag salted with `salt`.
 pub fn bucket(salt: &str, value: &str) -> u32 {
-    ((u64::from(hash(salt, value)) * u64::from(BUCKETS)) >> 32) as u32
+    scale(hash(salt, value))
+}
+
+fn scale(h: u32) -> u32 {
+    ((u64::from(h) * u64::from(BUCKETS)) >> 32) as u32
+}
+
+/// The hash state after `salt + ":"`, computed once per rollout when a document is compiled.
+pub(crate) fn salted(salt: &str) -> Murmur3 {
+    let mut m = Murmur3::new(0);
+    m.write(salt.as_bytes());
+    m.write(b":");
+    m
+}
+
+/// [`bucket`] from a precomputed [`salted`] state.
+pub(crate) fn bucket_salted(salted: &Murmur3, value: &str) -> u32 {
+    let mut m = *salted;
+    m.write(value.as_bytes());
+    scale(m.finish())
 }
 
 #[cfg(test)]
@@ -112,6 +131,13 @@ mod tests {
         let mut m = Murmur3::new(0);
         m.write(b"The quick brown fox jumps over the lazy dog");
         assert_eq!(m.finish(), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn salted_state_matches() {
+        for (salt, value) in [("new_checkout", "user-1"), ("a", ""), ("abcd", "xyz12345")] {
+            assert_eq!(bucket_salted(&salted(salt), value), bucket(salt, value));
+        }
     }
 
     #[test]

@@ -605,11 +605,13 @@ impl<'a> Evaluator<'a, '_> {
     /// The variant a rollout serves, or `None` when the bucketing attribute is missing.
     fn pick(&self, r: &Rollout) -> Option<usize> {
         let bucket = match &r.bucket_by {
-            None => self.with_targeting_key(|k| bucket::bucket(&r.salt, k))?,
+            None => self.with_targeting_key(|k| bucket::bucket_salted(&r.salted, k))?,
             Some(path) => match self.ctx.lookup(path)? {
-                Value::String(s) => bucket::bucket(&r.salt, s),
-                Value::Number(n) => with_number_str(n, |s| bucket::bucket(&r.salt, s))?,
-                Value::Bool(b) => bucket::bucket(&r.salt, if *b { "true" } else { "false" }),
+                Value::String(s) => bucket::bucket_salted(&r.salted, s),
+                Value::Number(n) => with_number_str(n, |s| bucket::bucket_salted(&r.salted, s))?,
+                Value::Bool(b) => {
+                    bucket::bucket_salted(&r.salted, if *b { "true" } else { "false" })
+                }
                 _ => return None,
             },
         };

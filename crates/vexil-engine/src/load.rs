@@ -1094,12 +1094,12 @@ impl<'a> Loader<'a> {
                 ends.push((end, v));
             }
         }
-        let salt = salt.unwrap_or(&self.heads[fi].key).into();
+        let salt = salt.unwrap_or(&self.heads[fi].key);
         let bucket_by = bucket_by.map(attr_path);
         Some(Rollout {
             ends,
             bucket_by,
-            salt,
+            salted: crate::bucket::salted(&salt),
         })
     }
 

@@ -196,7 +196,8 @@ pub(crate) struct Rollout {
     pub ends: Vec<(u32, usize)>,
     /// The attribute to bucket by; `None` for the targeting key.
     pub bucket_by: Option<AttrPath>,
-    pub salt: Box<str>,
+    /// The hash state after `salt + ":"`.
+    pub salted: crate::bucket::Murmur3,
 }
 
 #[derive(Debug)]

@@ -17,37 +17,58 @@ pub struct Version<'a> {
 
 impl<'a> Version<'a> {
     /// Parses a version, or returns `None` when the text is not one.
+    ///
+    /// One pass over the bytes of the numeric part: this runs for every `semver_*` condition
+    /// an evaluation meets.
     pub fn parse(text: &'a str) -> Option<Self> {
-        let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
-        let text = match text.split_once('+') {
-            Some((v, build)) => {
-                if !valid_identifiers(build, false) {
-                    return None;
+        let b = text.as_bytes();
+        let mut i = usize::from(matches!(b.first(), Some(b'v' | b'V')));
+        let mut nums = [0u64; 3];
+        let mut n = 0;
+        let mut digits = 0;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'0'..=b'9' => {
+                    nums[n] = nums[n].checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+                    digits += 1;
                 }
-                v
-            }
-            None => text,
-        };
-        let (core, pre) = match text.split_once('-') {
-            Some((core, pre)) => {
-                if !valid_identifiers(pre, true) {
-                    return None;
+                b'.' => {
+                    if digits == 0 || n == 2 {
+                        return None;
+                    }
+                    n += 1;
+                    digits = 0;
                 }
-                (core, pre)
+                b'-' | b'+' => break,
+                _ => return None,
             }
-            None => (text, ""),
+            i += 1;
+        }
+        if digits == 0 {
+            return None;
+        }
+        let rest = &text[i..];
+        let (pre, build) = match rest.as_bytes().first() {
+            None => ("", None),
+            Some(b'+') => ("", Some(&rest[1..])),
+            Some(_) => {
+                let r = &rest[1..];
+                match r.bytes().position(|c| c == b'+') {
+                    Some(p) => (&r[..p], Some(&r[p + 1..])),
+                    None => (r, None),
+                }
+            }
         };
-        let mut parts = core.split('.');
-        let major = number(parts.next()?)?;
-        let minor = parts.next().map_or(Some(0), number)?;
-        let patch = parts.next().map_or(Some(0), number)?;
-        if parts.next().is_some() {
+        if rest.starts_with('-') && !valid_identifiers(pre) {
+            return None;
+        }
+        if build.is_some_and(|bd| !valid_identifiers(bd)) {
             return None;
         }
         Some(Version {
-            major,
-            minor,
-            patch,
+            major: nums[0],
+            minor: nums[1],
+            patch: nums[2],
             pre,
         })
     }
@@ -84,14 +105,7 @@ impl OwnedVersion {
     }
 }
 
-fn number(part: &str) -> Option<u64> {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    part.parse().ok()
-}
-
-fn valid_identifiers(s: &str, _pre: bool) -> bool {
+fn valid_identifiers(s: &str) -> bool {
     !s.is_empty()
         && s.split('.')
             .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
