@@ -1099,7 +1099,7 @@ impl<'a> Loader<'a> {
         Some(Rollout {
             ends,
             bucket_by,
-            salted: crate::bucket::salted(&salt),
+            salted: crate::bucket::salted(salt),
         })
     }
 
