@@ -24,6 +24,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
+
+/// The same allocator as the `vexil` binary, so the in-process server is measured as it runs
+/// in production (the bare hyper server gets it too).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
