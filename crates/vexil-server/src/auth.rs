@@ -1,7 +1,8 @@
 //! API keys: how a request proves who it is, and what each kind of key may do.
 //!
 //! A key is sent as `Authorization: Bearer SECRET` or, for OFREP clients, `X-API-Key: SECRET`.
-//! The server keeps only SHA-256 hashes of secrets and looks them up in memory.
+//! The server keeps only SHA-256 hashes of secrets and looks them up in memory. The web UI
+//! authenticates with a session cookie made from an admin key instead ([`crate::session`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use vexil_store::{ApiKey, KeyKind};
 
 use crate::error::ApiError;
+use crate::session;
 use crate::state::AppState;
 
 /// The authenticated caller of a request.
@@ -18,12 +20,22 @@ use crate::state::AppState;
 pub struct Caller {
     /// The key used (shared with the server's table of keys).
     pub key: Arc<ApiKey>,
+    /// Who the audit log shows: the key's name, or the person signed in to the web UI.
+    actor: String,
 }
 
 impl Caller {
+    /// A caller authenticated by a key.
+    pub fn from_key(key: Arc<ApiKey>) -> Caller {
+        Caller {
+            actor: key.name.clone(),
+            key,
+        }
+    }
+
     /// The actor recorded in the audit log.
     pub fn actor(&self) -> &str {
-        &self.key.name
+        &self.actor
     }
 
     /// Fails unless the key is an admin key.
@@ -111,6 +123,19 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(secret) = secret_from(parts).filter(|s| !s.is_empty()) else {
+            // No key: a browser signed in to the web UI sends its session cookie instead.
+            if let Some(token) = session::cookie(&parts.headers) {
+                let Some(session) = state.session(token) else {
+                    return Err(ApiError::Unauthorized(
+                        "the session has ended (signed out, expired or its key revoked); sign in again".into(),
+                    ));
+                };
+                session::check_request(parts, &session)?;
+                return Ok(Caller {
+                    actor: session.actor(),
+                    key: session.key,
+                });
+            }
             return Err(ApiError::Unauthorized(
                 "no API key: send `Authorization: Bearer KEY` (or `X-API-Key: KEY`)".into(),
             ));
@@ -118,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
         let hash = hash_hex(secret);
         let hash = std::str::from_utf8(&hash).unwrap_or_default();
         match state.key_by_hash(hash) {
-            Some(key) => Ok(Caller { key }),
+            Some(key) => Ok(Caller::from_key(key)),
             None => Err(ApiError::Unauthorized("unknown or revoked API key".into())),
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! Only this crate knows HTTP. [`router`] builds the routes; [`serve`] runs them on a listener
 //! until a shutdown signal, so tests bind `127.0.0.1:0`. [`bootstrap`] prepares a new store.
+//! The admin web UI is built in ([`ui`]) and signs in with [`session`] cookies.
 
 pub mod auth;
 pub mod body;
@@ -11,8 +12,10 @@ pub mod file;
 pub mod fleet;
 pub mod metrics;
 pub mod routes;
+pub mod session;
 pub mod state;
 pub mod sync;
+pub mod ui;
 
 use std::future::Future;
 
@@ -28,6 +31,14 @@ pub use state::{AppState, Options, Source};
 pub fn router(state: AppState) -> Router {
     use routes::{admin, eval, flags};
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
+        .route(
+            "/api/v1/session",
+            get(routes::session::get)
+                .post(routes::session::create)
+                .delete(routes::session::delete),
+        )
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))

@@ -336,6 +336,9 @@ struct Inner {
     source: Source,
     metrics: Metrics,
     hub: Hub,
+    /// Web UI sessions signed out on this instance.
+    signed_out: crate::session::SignedOut,
+    options: Options,
 }
 
 /// Tunables of a server, with production defaults.
@@ -344,12 +347,16 @@ pub struct Options {
     /// How often SDK streams get a heartbeat (at most 15 s: clients treat silence as a dead
     /// connection).
     pub heartbeat: Duration,
+    /// Serve the web UI's files from this directory instead of the copy built into the binary
+    /// (for working on the UI: edits show on reload).
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             heartbeat: Duration::from_secs(15),
+            ui_dir: None,
         }
     }
 }
@@ -383,6 +390,8 @@ impl AppState {
                 write_lock: Mutex::new(()),
                 source,
                 metrics: Metrics::new(),
+                signed_out: crate::session::SignedOut::default(),
+                options,
             }),
         };
         state.reload_keys().await?;
@@ -429,6 +438,29 @@ impl AppState {
             .get(hash)
             .filter(|k| k.revoked_at.is_none())
             .cloned()
+    }
+
+    /// The live web UI session with this cookie value.
+    pub fn session(&self, token: &str) -> Option<crate::session::Session> {
+        let keys = self.inner.keys.load();
+        crate::session::verify(
+            token,
+            |id| keys.values().find(|k| k.id == id).cloned(),
+            &self.inner.signed_out,
+            jiff::Timestamp::now(),
+        )
+    }
+
+    /// Ends a web UI session on this instance.
+    pub fn sign_out(&self, session: &crate::session::Session) {
+        self.inner
+            .signed_out
+            .insert(session, jiff::Timestamp::now());
+    }
+
+    /// The options the server runs with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
     }
 
     /// Every key known to this server (revoked ones included), as of the last key write.

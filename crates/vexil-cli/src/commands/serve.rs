@@ -33,6 +33,10 @@ pub struct Args {
         value_name = "SECRET"
     )]
     admin_key: Option<String>,
+    /// Serve the web UI from this directory instead of the copy built into the binary (for
+    /// working on the UI: edits show on reload).
+    #[arg(long, env = "VEXIL_UI_DIR", value_name = "DIR", hide = true)]
+    ui_dir: Option<PathBuf>,
     /// Log filter, e.g. `info` or `vexil_server=debug`.
     #[arg(long, env = "VEXIL_LOG", default_value = "info")]
     log: String,
@@ -135,7 +139,11 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => Source::File(path.clone()),
         None => Source::Store,
     };
-    let state = AppState::load(store, source)
+    let options = vexil_server::Options {
+        ui_dir: args.ui_dir.clone(),
+        ..vexil_server::Options::default()
+    };
+    let state = AppState::load_with(store, source, options)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("cannot load the configuration")?;
@@ -152,6 +160,7 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(%addr, "vexil is listening");
     println!("vexil: listening on http://{addr}");
+    println!("vexil: web UI at http://{addr}/ (sign in with an admin key)");
     vexil_server::serve(listener, state, shutdown_signal())
         .await
         .context("the server failed")?;

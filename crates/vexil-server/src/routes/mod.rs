@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod eval;
 pub mod flags;
+pub mod session;
 
 use axum::Json;
 use axum::extract::State;
@@ -74,6 +75,7 @@ pub async fn not_found() -> ApiError {
         admin::keys_list, admin::key_create, admin::key_revoke,
         admin::audit, admin::export, admin::import,
         crate::sync::flags, crate::sync::stream,
+        session::get, session::create, session::delete,
     ),
     components(schemas(crate::error::Detail)),
     modifiers(&Security),

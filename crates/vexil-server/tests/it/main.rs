@@ -18,3 +18,4 @@ mod file_mode;
 mod harness;
 mod ofrep;
 mod routes;
+mod web;

@@ -64,6 +64,7 @@ impl TestServer {
                     Source::Store,
                     Options {
                         heartbeat: Duration::from_secs(1),
+                        ..Options::default()
                     },
                 )
                 .await
