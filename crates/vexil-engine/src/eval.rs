@@ -57,7 +57,7 @@ impl Context {
         &self.attributes
     }
 
-    fn lookup(&self, path: &AttrPath) -> Option<&Value> {
+    pub(crate) fn lookup(&self, path: &AttrPath) -> Option<&Value> {
         if let Some(v) = self.get(&path.full) {
             return Some(v);
         }
@@ -260,7 +260,7 @@ pub struct Evaluation<'a> {
 }
 
 impl Evaluation<'_> {
-    fn error(error: EvalError) -> Self {
+    pub(crate) fn error(error: EvalError) -> Self {
         Evaluation {
             value: None,
             variant: None,
@@ -372,8 +372,8 @@ impl Config {
 /// One environment of a [`Config`]: the handle evaluations go through.
 #[derive(Debug, Clone, Copy)]
 pub struct Env<'a> {
-    config: &'a Config,
-    index: usize,
+    pub(crate) config: &'a Config,
+    pub(crate) index: usize,
 }
 
 impl<'a> Env<'a> {
@@ -432,6 +432,28 @@ impl<'a> Env<'a> {
             rule,
             error: None,
         }
+    }
+
+    /// The evaluator [`Env::explain`] walks a flag with: the same one [`Env::evaluate`] builds,
+    /// or the error that evaluation fails with before it starts.
+    pub(crate) fn evaluator<'c>(
+        &self,
+        ctx: &'c Context,
+        now: jiff::Timestamp,
+    ) -> Result<Evaluator<'a, 'c>, EvalError> {
+        let tk = match ctx.get(TARGETING_KEY) {
+            None => TargetingKey::Missing,
+            Some(Value::String(s)) => TargetingKey::Str(s),
+            Some(Value::Number(n)) => TargetingKey::Num(n),
+            Some(_) => return Err(EvalError::InvalidTargetingKey),
+        };
+        Ok(Evaluator {
+            config: self.config,
+            env: self.index,
+            ctx,
+            now,
+            tk,
+        })
     }
 
     /// Evaluates a flag and reads its value as `T`, falling back to `default` on any error
@@ -525,13 +547,13 @@ impl<'a> Env<'a> {
 }
 
 #[derive(Clone, Copy)]
-enum TargetingKey<'c> {
+pub(crate) enum TargetingKey<'c> {
     Missing,
     Str(&'c str),
     Num(&'c serde_json::Number),
 }
 
-struct Evaluator<'a, 'c> {
+pub(crate) struct Evaluator<'a, 'c> {
     config: &'a Config,
     env: usize,
     ctx: &'c Context,
@@ -539,10 +561,17 @@ struct Evaluator<'a, 'c> {
     tk: TargetingKey<'c>,
 }
 
+impl<'c> Evaluator<'_, 'c> {
+    /// The context being evaluated.
+    pub(crate) fn ctx(&self) -> &'c Context {
+        self.ctx
+    }
+}
+
 impl<'a> Evaluator<'a, '_> {
     /// Evaluates flag `fi`: `(variant index, reason, deciding rule)`. Recursion (through
     /// prerequisites) is bounded by the chain limit enforced at load time.
-    fn flag(&self, fi: usize) -> (usize, Reason, Option<RuleRef<'a>>) {
+    pub(crate) fn flag(&self, fi: usize) -> (usize, Reason, Option<RuleRef<'a>>) {
         let flag = &self.config.flags[fi];
         let t = &flag.targeting[self.env];
         if !t.enabled {
@@ -594,7 +623,7 @@ impl<'a> Evaluator<'a, '_> {
         }
     }
 
-    fn with_targeting_key<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
+    pub(crate) fn with_targeting_key<R>(&self, f: impl FnOnce(&str) -> R) -> Option<R> {
         match self.tk {
             TargetingKey::Missing => None,
             TargetingKey::Str(s) => Some(f(s)),
@@ -621,7 +650,26 @@ impl<'a> Evaluator<'a, '_> {
             .map(|&(_, v)| v)
     }
 
-    fn holds(&self, c: &Condition, flag_key: &str) -> bool {
+    /// The bucket, in `[0, 100000)`, a rollout puts the context in, or `None` when the
+    /// bucketing attribute is missing (or not a string, number or boolean): the first half of
+    /// [`Evaluator::pick`], for explanations, which show the bucket. `pick` keeps its own copy so
+    /// that the measured evaluation path stays exactly as it is; the explanation tests check
+    /// that both agree on every input.
+    pub(crate) fn bucket(&self, r: &Rollout) -> Option<u32> {
+        Some(match &r.bucket_by {
+            None => self.with_targeting_key(|k| bucket::bucket_salted(&r.salted, k))?,
+            Some(path) => match self.ctx.lookup(path)? {
+                Value::String(s) => bucket::bucket_salted(&r.salted, s),
+                Value::Number(n) => with_number_str(n, |s| bucket::bucket_salted(&r.salted, s))?,
+                Value::Bool(b) => {
+                    bucket::bucket_salted(&r.salted, if *b { "true" } else { "false" })
+                }
+                _ => return None,
+            },
+        })
+    }
+
+    pub(crate) fn holds(&self, c: &Condition, flag_key: &str) -> bool {
         match c {
             Condition::Attribute(attr, op) => self.attribute(attr, op, flag_key),
             Condition::Segment(s) => self.segment(&self.config.segments[*s], flag_key),
@@ -658,6 +706,14 @@ impl<'a> Evaluator<'a, '_> {
             },
         }
     }
+}
+
+/// The variant of a rollout that covers `bucket`: the second half of [`Evaluator::pick`].
+pub(crate) fn variant_at(r: &Rollout, bucket: u32) -> Option<usize> {
+    r.ends
+        .iter()
+        .find(|&&(end, _)| bucket < end)
+        .map(|&(_, v)| v)
 }
 
 /// Applies `op` to a present attribute. `text` overrides `value` for built-in string attributes.
@@ -737,7 +793,7 @@ fn scalar_holds(op: &Op, s: Scalar<'_>) -> bool {
             })
         })
         .unwrap_or(false),
-        Op::Matches(regexes) => {
+        Op::Matches { regexes, .. } => {
             with_scalar_str(s, |s| regexes.iter().any(|r| r.is_match(s))).unwrap_or(false)
         }
         Op::Number(cmp, values) => {

@@ -18,12 +18,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`Env::explain`] gives the same result together with the steps that led to it (which rule,
+//! which conditions held), for people asking why.
+//!
 //! The engine is sans-IO: no files, no network, no clock. The time is an argument of every
 //! evaluation, so results are reproducible and testable.
 
 mod bucket;
 mod diag;
 mod eval;
+mod explain;
 mod load;
 mod model;
 mod node;
@@ -34,6 +38,9 @@ pub use diag::{Diagnostic, LoadError, Pos};
 pub use eval::{
     Context, ContextError, Details, Env, ErrorCode, EvalError, Evaluation, FlagValue, Reason,
     RuleRef, TARGETING_KEY,
+};
+pub use explain::{
+    ConditionStep, DefaultStep, Explanation, PrerequisiteStep, RuleStep, Scope, TargetsStep,
 };
 pub use load::{MAX_CHAIN, is_valid_key};
 pub use model::{Config, DEFAULT_ENVIRONMENT, Flag, FlagKind, FlagMeta, ValueType};

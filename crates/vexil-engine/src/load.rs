@@ -348,6 +348,7 @@ impl<'a> Loader<'a> {
             .into_iter()
             .zip(flags)
             .map(|(h, targeting)| Flag {
+                overridden: overridden(h.body, &self.envs),
                 key: h.key.into(),
                 meta: h.meta,
                 variants: h.variants,
@@ -1346,7 +1347,10 @@ impl<'a> Loader<'a> {
                         ),
                     }
                 }
-                (regexes.len() == values.len()).then_some(Op::Matches(regexes))?
+                (regexes.len() == values.len()).then_some(Op::Matches {
+                    regexes,
+                    ignore_case,
+                })?
             }
             "lt" | "lte" | "gt" | "gte" => {
                 let cmp = cmp_op(op_name);
@@ -1430,7 +1434,7 @@ impl<'a> Loader<'a> {
         if ignore_case
             && !matches!(
                 op,
-                Op::In { .. } | Op::NotIn { .. } | Op::Str { .. } | Op::Matches(_)
+                Op::In { .. } | Op::NotIn { .. } | Op::Str { .. } | Op::Matches { .. }
             )
         {
             let pos = entries
@@ -1592,6 +1596,19 @@ impl<'a> Loader<'a> {
             }
         }
     }
+}
+
+/// Which environments, by index, a flag's mapping (`None` for the shorthand) overrides.
+fn overridden(body: Option<&Entries>, envs: &[Box<str>]) -> Vec<bool> {
+    let overrides = body
+        .and_then(|entries| entries.iter().find(|(k, _, _)| k == "environments"))
+        .map(|(_, _, n)| &n.value);
+    envs.iter()
+        .map(|env| match overrides {
+            Some(NodeValue::Map(entries)) => entries.iter().any(|(k, _, _)| **k == **env),
+            _ => false,
+        })
+        .collect()
 }
 
 fn article(t: ValueType) -> &'static str {

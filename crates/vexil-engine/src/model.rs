@@ -128,6 +128,10 @@ pub struct Flag {
     /// The targeting of each environment, by environment index. Environments without an
     /// override share the flag-level targeting.
     pub(crate) targeting: Vec<Arc<Targeting>>,
+    /// Whether each environment, by index, has an override of its own: the scope an
+    /// explanation names. Shared targeting cannot tell, as the only environment left on the
+    /// flag level holds an `Arc` no other shares, just as an override does.
+    pub(crate) overridden: Vec<bool>,
 }
 
 impl Flag {
@@ -301,7 +305,11 @@ pub(crate) enum Op {
         values: Vec<Box<str>>,
         ignore_case: bool,
     },
-    Matches(Vec<regex::Regex>),
+    Matches {
+        regexes: Vec<regex::Regex>,
+        /// Compiled into the expressions already; kept to show the condition as written.
+        ignore_case: bool,
+    },
     Number(CmpOp, Vec<f64>),
     Semver(CmpOp, Vec<OwnedVersion>),
     /// `true` for `before`, `false` for `after`.

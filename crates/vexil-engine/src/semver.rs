@@ -105,6 +105,17 @@ impl OwnedVersion {
     }
 }
 
+/// `2.3.0`, `2.3.0-beta.1`: the version as it compares (a lenient `1.2` shows as `1.2.0`).
+impl std::fmt::Display for OwnedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if !self.pre.is_empty() {
+            write!(f, "-{}", self.pre)?;
+        }
+        Ok(())
+    }
+}
+
 fn valid_identifiers(s: &str) -> bool {
     !s.is_empty()
         && s.split('.')

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/flags/{key}/history", get(flags::history))
         .route("/api/v1/flags/{key}/revert", post(flags::revert))
+        .route("/api/v1/flags/{key}/explain", post(eval::explain))
         .route("/api/v1/segments", get(admin::segments_list))
         .route(
             "/api/v1/segments/{name}",

@@ -1,8 +1,9 @@
 //! Web UI sessions: an admin key exchanged for an HttpOnly, `SameSite=Strict` cookie.
 //!
 //! A session is stateless and signed, so every instance of a fleet accepts it without sharing
-//! anything but the store: the cookie names the admin key it was made from, the person's name,
-//! and when it expires, with an HMAC-SHA256 keyed by that key's stored secret hash. Revoking the
+//! anything but the store: the cookie (`v1.KEY_ID.EXPIRES.NONCE.NAME.SIGNATURE`) names the admin
+//! key it was made from, when it expires and the person's name (base64url), with an HMAC-SHA256
+//! keyed by that key's stored secret hash. Revoking the
 //! key ends its sessions everywhere at once; signing out ends the session on the instance that
 //! handled it (the browser drops the cookie too, so only a copied cookie outlives it there).
 //!
@@ -101,11 +102,14 @@ pub fn create(key: Arc<ApiKey>, name: Option<String>, now: Timestamp) -> Result<
         .map_err(|e| ApiError::Internal(format!("session expiry out of range: {e}")))?;
     let name_part = name.as_deref().map(b64url).unwrap_or_default();
     let expires = expires_at.as_second().to_string();
+    // A nonce makes every sign-in a new session, even the same person's within one second
+    // (signing out must not end the session made right after it).
+    let nonce = crate::auth::random_hex(8)?;
     let signature = hex(&mac(
         &key.secret_hash,
-        &[VERSION, &key.id, &expires, &name_part],
+        &[VERSION, &key.id, &expires, &nonce, &name_part],
     ));
-    let token = [VERSION, &key.id, &expires, &name_part, &signature].join(".");
+    let token = [VERSION, &key.id, &expires, &nonce, &name_part, &signature].join(".");
     Ok(Session {
         token,
         key,
@@ -123,7 +127,8 @@ pub fn verify(
     now: Timestamp,
 ) -> Option<Session> {
     let mut parts = token.split('.');
-    let (version, id, expires, name_part, signature) = (
+    let (version, id, expires, nonce, name_part, signature) = (
+        parts.next()?,
         parts.next()?,
         parts.next()?,
         parts.next()?,
@@ -138,7 +143,7 @@ pub fn verify(
         return None;
     }
     let signature = unhex(signature)?;
-    signer(&key.secret_hash, &[version, id, expires, name_part])
+    signer(&key.secret_hash, &[version, id, expires, nonce, name_part])
         .verify_slice(&signature)
         .ok()?;
     let expires_at = Timestamp::from_second(expires.parse().ok()?).ok()?;
@@ -382,6 +387,22 @@ mod tests {
             ..ApiKey::clone(&k)
         });
         assert!(verify(&s.token, |_| Some(revoked.clone()), &out, now()).is_none());
+    }
+
+    #[test]
+    fn signing_out_ends_only_that_session() {
+        let k = key(KeyKind::Admin);
+        let lookup = |_: &str| Some(k.clone());
+        let out = SignedOut::default();
+        let first = create(k.clone(), Some("a".into()), now()).unwrap_or_else(|e| panic!("{e}"));
+        let second = create(k.clone(), Some("a".into()), now()).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            first.token, second.token,
+            "same person, same second, two sessions"
+        );
+        out.insert(&first, now());
+        assert!(verify(&first.token, lookup, &out, now()).is_none());
+        assert!(verify(&second.token, lookup, &out, now()).is_some());
     }
 
     #[test]

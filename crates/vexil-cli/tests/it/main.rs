@@ -14,6 +14,8 @@ mod ofrep_client;
 mod outage;
 mod schema;
 mod server_process;
+mod ui;
+mod ui_support;
 
 use std::fmt::Write as _;
 use std::path::Path;

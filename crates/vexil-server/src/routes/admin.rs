@@ -14,7 +14,7 @@ use super::flags::{check_expected, check_key, comment, if_match, record_json, re
 use crate::auth::{Caller, hash_secret, new_secret, random_hex};
 use crate::body::{IMPORT_LIMIT, JsonBody, parse_json, read_body, typed};
 use crate::error::ApiError;
-use crate::state::{AppState, Live, Plan};
+use crate::state::{AppState, Live, Plan, Source};
 
 // ---- Segments ----
 
@@ -135,6 +135,20 @@ pub async fn segment_delete(
                 .segment(&name)
                 .ok_or_else(|| ApiError::NotFound(format!("no segment `{name}`")))?;
             check_expected("segment", Some(current), expected, &name)?;
+            // (A served file is read-only whatever uses the segment: `write` says so.)
+            let users = match state.source() {
+                Source::File(_) => Vec::new(),
+                Source::Store => segment_users(live, &name),
+            };
+            if !users.is_empty() {
+                return Err(ApiError::Conflict(
+                    "segment_in_use",
+                    format!(
+                        "segment `{name}` is still used by {}; remove those conditions first",
+                        users.join(", ")
+                    ),
+                ));
+            }
             Ok(Plan {
                 action: "segment.delete".into(),
                 target: format!("segment:{name}"),
@@ -149,6 +163,45 @@ pub async fn segment_delete(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The flags and segments with a `{segment: NAME}` condition (in a rule, an environment's
+/// rule, or a segment's `when`, nested in `not`/`any`/`all` or not), as `flag `KEY``.
+fn segment_users(live: &Live, name: &str) -> Vec<String> {
+    fn condition(c: &Value, name: &str) -> bool {
+        c.get("segment").and_then(Value::as_str) == Some(name)
+            || c.get("not").is_some_and(|c| condition(c, name))
+            || ["any", "all"].iter().any(|k| conditions(c.get(*k), name))
+    }
+    fn conditions(list: Option<&Value>, name: &str) -> bool {
+        list.and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|c| condition(c, name)))
+    }
+    fn targeting(t: &Value, name: &str) -> bool {
+        t.get("rules")
+            .and_then(Value::as_array)
+            .is_some_and(|rules| rules.iter().any(|r| conditions(r.get("when"), name)))
+    }
+    let flag_uses = |def: &Value| {
+        targeting(def, name)
+            || def
+                .get("environments")
+                .and_then(Value::as_object)
+                .is_some_and(|envs| envs.values().any(|t| targeting(t, name)))
+    };
+    let flags = live
+        .snapshot
+        .flags
+        .iter()
+        .filter(|r| flag_uses(&r.definition))
+        .map(|r| format!("flag `{}`", r.key));
+    let segments = live
+        .snapshot
+        .segments
+        .iter()
+        .filter(|r| r.key != name && conditions(r.definition.get("when"), name))
+        .map(|r| format!("segment `{}`", r.key));
+    flags.chain(segments).collect()
 }
 
 // ---- Environments ----

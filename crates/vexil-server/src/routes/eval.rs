@@ -1,4 +1,5 @@
-//! Evaluation over HTTP: the simple API (`GET /flags/{key}`) and OFREP.
+//! Evaluation over HTTP: the simple API (`GET /flags/{key}`), OFREP, and the admin API's
+//! explanation of one evaluation (`POST /api/v1/flags/{key}/explain`).
 
 use std::collections::HashMap;
 
@@ -14,8 +15,8 @@ use sha2::{Digest, Sha256};
 use vexil_engine::{Context, ContextError, Env, ErrorCode, Evaluation, Reason, ValueType};
 
 use crate::auth::Caller;
-use crate::body::{BODY_LIMIT, MAX_CONTEXT_DEPTH, depth, read_bytes};
-use crate::error::ApiError;
+use crate::body::{BODY_LIMIT, JsonBody, MAX_CONTEXT_DEPTH, depth, read_bytes};
+use crate::error::{ApiError, Detail};
 use crate::metrics::Metrics;
 use crate::state::{AppState, Live};
 
@@ -492,4 +493,121 @@ pub fn ofrep_bulk_body(
     }
     etag.push('"');
     Ok((body, etag))
+}
+
+/// `POST /api/v1/flags/{key}/explain?env=ENV {"context": {...}, "now": "RFC 3339"}`: evaluates a
+/// flag as OFREP would and says why, step by step (the web UI's playground). `now` defaults to
+/// the server's clock, so a `$now` condition can be tried at any moment.
+#[utoipa::path(post, path = "/api/v1/flags/{key}/explain", tag = "flags",
+    params(("key" = String, Path, description = "Flag key"),
+        ("env" = Option<String>, Query, description = "Environment (default: the first)")),
+    request_body(content = Object, description = "`{\"context\": {...}, \"now\": \"2026-06-01T09:00:00Z\"}`; both optional"),
+    responses((status = 200, description = "`{\"flag\", \"environment\", \"result\", \"explanation\"}`: the evaluation and the steps that led to it"),
+        (status = 400, description = "Invalid body"), (status = 404, description = "No such flag or environment")),
+    security(("bearer" = [])))]
+pub async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    EnvParam(asked): EnvParam,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let (ctx, now) = explain_request(body)?;
+    let live = state.live();
+    let env = env_for(&live, &caller, asked.as_deref())?;
+    if live.config.flag(&key).is_none() {
+        return Err(ApiError::NotFound(format!("no flag `{key}`")));
+    }
+    let explanation = env.explain(&key, &ctx, now.unwrap_or_else(jiff::Timestamp::now));
+    Ok(Json(&explanation).into_response())
+}
+
+/// Reads an explain body: the context (with OFREP's limits) and the time, every problem reported
+/// at once. No body, or `null` members, mean an empty context and the server's clock.
+fn explain_request(body: Value) -> Result<(Context, Option<jiff::Timestamp>), ApiError> {
+    let fields = match body {
+        Value::Null => Map::new(),
+        Value::Object(fields) => fields,
+        other => {
+            return Err(ApiError::invalid(
+                "",
+                format!(
+                    "the body must be a JSON object like {{\"context\": {{...}}, \"now\": \"2026-06-01T09:00:00Z\"}}, not {}",
+                    json_type(&other)
+                ),
+            ));
+        }
+    };
+    let mut ctx = Context::new();
+    let mut now = None;
+    let mut details = Vec::new();
+    let mut problem = |path: &str, message: String| {
+        details.push(Detail {
+            path: path.to_owned(),
+            message,
+        });
+    };
+    for (name, value) in fields {
+        match (name.as_str(), value) {
+            ("context" | "now", Value::Null) => {}
+            ("context", Value::Object(attributes)) => {
+                // The depth of the context object itself, as OFREP counts it.
+                let nesting = attributes.values().map(|v| 1 + depth(v)).max().unwrap_or(0);
+                if nesting > MAX_CONTEXT_DEPTH {
+                    problem(
+                        "context",
+                        format!("the context nests more than {MAX_CONTEXT_DEPTH} levels deep"),
+                    );
+                } else {
+                    ctx = Context::from(attributes);
+                }
+            }
+            ("context", other) => problem(
+                "context",
+                format!("{}, not {}", ContextError::NotAnObject, json_type(&other)),
+            ),
+            ("now", Value::String(text)) => match text.parse::<jiff::Timestamp>() {
+                Ok(t) => now = Some(t),
+                Err(_) => problem(
+                    "now",
+                    format!("`{text}` is not an RFC 3339 timestamp like 2026-06-01T09:00:00Z"),
+                ),
+            },
+            ("now", other) => problem(
+                "now",
+                format!(
+                    "`now` is an RFC 3339 timestamp string like 2026-06-01T09:00:00Z, not {}",
+                    json_type(&other)
+                ),
+            ),
+            (other, _) => problem(
+                other,
+                format!("unknown field `{other}`; the body takes `context` and `now`"),
+            ),
+        }
+    }
+    match details.len() {
+        0 => Ok((ctx, now)),
+        1 => {
+            let Detail { path, message } = details.remove(0);
+            Err(ApiError::invalid(path, message))
+        }
+        n => Err(ApiError::Validation {
+            message: format!("the request has {n} problems"),
+            details,
+        }),
+    }
+}
+
+/// The name of a JSON value's type, for messages.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }

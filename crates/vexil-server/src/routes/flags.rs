@@ -69,8 +69,25 @@ pub fn comment(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// `If-Match: "VERSION"` → the version a write expects.
+/// `If-Match: "VERSION"` → the version a write expects; `If-None-Match: *` → the thing must not
+/// exist yet (create only).
 pub fn if_match(headers: &HeaderMap) -> Result<Expected, ApiError> {
+    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
+        if headers.contains_key(header::IF_MATCH) {
+            return Err(ApiError::invalid(
+                "If-None-Match",
+                "send either If-Match or If-None-Match, not both",
+            ));
+        }
+        return if v.as_bytes().trim_ascii() == b"*" {
+            Ok(Expected::Absent)
+        } else {
+            Err(ApiError::invalid(
+                "If-None-Match",
+                "a write understands only `If-None-Match: *` (create, never replace)",
+            ))
+        };
+    }
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(Expected::Any);
     };
@@ -256,6 +273,10 @@ pub fn check_expected(
         }
         (Expected::Version(v), None) => Err(ApiError::PreconditionFailed(format!(
             "{what} `{key}` does not exist (If-Match named version {v})"
+        ))),
+        (Expected::Absent, Some(r)) => Err(ApiError::PreconditionFailed(format!(
+            "{what} `{key}` already exists (version {}, changed by {}); pick another name",
+            r.version, r.updated_by
         ))),
         _ => Ok(()),
     }
@@ -506,6 +527,14 @@ pub async fn revert(
     caller.require_admin()?;
     let RevertBody { version } = typed(body)?;
     let versions = state.store().flag_history(&key).await?;
+    let mut expected = if_match(&headers)?;
+    // An archived (deleted) flag has no current version to name in `If-Match`; its deletion's
+    // version stands in, so two people restoring it at once cannot both succeed.
+    if let (Expected::Version(v), Some(last)) = (expected, versions.last()) {
+        if last.version == v && last.definition.is_none() {
+            expected = Expected::Absent;
+        }
+    }
     let target = versions
         .into_iter()
         .find(|v| v.version == version)
@@ -520,7 +549,7 @@ pub async fn revert(
         &state,
         &caller,
         &key,
-        if_match(&headers)?,
+        expected,
         comment(&headers)?,
         Some("flag.revert"),
         move |_| Ok(definition.clone()),

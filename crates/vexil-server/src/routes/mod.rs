@@ -69,7 +69,7 @@ pub async fn not_found() -> ApiError {
         healthz, readyz, metrics, openapi,
         eval::simple_get, flags::simple_put, eval::ofrep_single, eval::ofrep_bulk,
         flags::list, flags::get, flags::put, flags::delete, flags::enable, flags::disable,
-        flags::history, flags::revert,
+        flags::history, flags::revert, eval::explain,
         admin::segments_list, admin::segment_get, admin::segment_put, admin::segment_delete,
         admin::environments_list, admin::environment_create,
         admin::keys_list, admin::key_create, admin::key_revoke,

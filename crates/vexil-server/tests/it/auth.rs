@@ -149,6 +149,13 @@ async fn every_route_for_every_caller() {
             AdminOnly,
             200,
         ),
+        case(
+            Method::POST,
+            "/api/v1/flags/f/explain",
+            Some(json!({"context": {"targetingKey": "u"}})),
+            AdminOnly,
+            200,
+        ),
         case(Method::GET, "/api/v1/segments", None, AdminOnly, 200),
         case(Method::GET, "/api/v1/segments/seg", None, AdminOnly, 200),
         case(

@@ -287,3 +287,56 @@ async fn readers_never_see_a_write_undone() {
         r.await.expect("a reader does not panic");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_only_writes_never_replace_a_flag() {
+    let s = Server::start().await;
+    // Eight people create the same key at once: exactly one wins, the others get 412.
+    let attempts = (0..8).map(|i| {
+        let s = &s;
+        async move {
+            s.admin()
+                .put("/api/v1/flags/race")
+                .header("if-none-match", "*")
+                .json(&json!({ "description": format!("writer {i}") }))
+                .send()
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let created: Vec<_> = results.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        results.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+    );
+    for r in results.iter().filter(|r| r.status != 201) {
+        let e = r.assert_error(412, "version_conflict");
+        assert!(e.to_string().contains("already exists"), "{e}");
+    }
+    let winner = created[0].json()["definition"].clone();
+    let now = s.admin().get("/api/v1/flags/race").send().await;
+    assert_eq!(now.json()["definition"], winner);
+    assert_eq!(now.json()["version"], 1);
+
+    // Only `*` is understood, and not together with If-Match.
+    let r = s
+        .admin()
+        .put("/api/v1/flags/other")
+        .header("if-none-match", "\"3\"")
+        .json(&json!(true))
+        .send()
+        .await;
+    r.assert_error(400, "validation_failed");
+    let r = s
+        .admin()
+        .put("/api/v1/flags/race")
+        .header("if-none-match", "*")
+        .header("if-match", "\"1\"")
+        .json(&json!(true))
+        .send()
+        .await;
+    r.assert_error(400, "validation_failed");
+    s.stop().await;
+}

@@ -4,6 +4,7 @@
 //! - `harness`: the test server, the HTTP helpers and their assertions.
 //! - `routes`: every admin and simple-API route, one behaviour at a time.
 //! - `ofrep`: OFREP single and bulk evaluation.
+//! - `explain`: an evaluation and why, for the web UI's playground.
 //! - `auth`: the authorization matrix, every route × every kind of caller.
 //! - `bad_input`: malformed, oversized and invalid requests: a clear 4xx, nothing written.
 //! - `concurrency`: concurrent writers with `If-Match`, and read-your-writes.
@@ -14,6 +15,7 @@
 mod auth;
 mod bad_input;
 mod concurrency;
+mod explain;
 mod file_mode;
 mod harness;
 mod ofrep;

@@ -724,15 +724,20 @@ async fn history_lists_every_version_and_revert_writes_a_new_one() {
         .assert_error(400, "validation_failed");
     s.assert_unchanged(&before, "refused reverts").await;
 
-    // Reverting a deleted flag to an old version brings it back.
-    let r = s
-        .admin()
-        .post("/api/v1/flags/banner/revert")
-        .json(&json!({"version": 2}))
-        .send()
-        .await;
+    // Reverting a deleted flag to an old version brings it back. `If-Match` names the
+    // deletion, so a second restore based on the same view is refused.
+    let restore = |version: u64| {
+        s.admin()
+            .post("/api/v1/flags/banner/revert")
+            .header("if-match", "\"5\"")
+            .json(&json!({ "version": version }))
+            .send()
+    };
+    let r = restore(2).await;
     r.assert_status(201);
     assert_eq!(r.json()["version"], json!(6));
+    assert_eq!(definition(&s, "banner").await, v2);
+    restore(1).await.assert_error(412, "version_conflict");
     assert_eq!(definition(&s, "banner").await, v2);
 
     // A flag that never existed has no history.
@@ -826,13 +831,32 @@ async fn segments_crud_and_a_used_segment_cannot_be_deleted() {
     assert_eq!(list["segments"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["segments"][0]["name"], json!("internal"));
 
-    // Deleting it while the flag uses it: 400 naming the flag, nothing written.
+    // Deleting it while flags use it (one deep in an environment's override, whose variant
+    // values merely look like a condition): 409 naming exactly the users, nothing written.
+    s.put_flag(
+        "prod_only",
+        json!({
+            "variants": {"a": {"segment": "internal"}, "b": {"segment": "other"}},
+            "off": "b",
+            "environments": {"production": {"rules": [
+                {"when": [{"any": [{"not": {"segment": "internal"}}]}], "serve": "a"}
+            ]}}
+        }),
+    )
+    .await;
+    s.put_flag(
+        "lookalike",
+        json!({"variants": {"a": {"segment": "internal"}, "b": {}}, "off": "b"}),
+    )
+    .await;
     let before = s.observe().await;
     let r = s.admin().delete("/api/v1/segments/internal").send().await;
-    r.assert_error(400, "validation_failed");
+    r.assert_error(409, "segment_in_use");
     assert!(
-        r.detail_paths().iter().any(|p| p.contains("staff_tools")),
-        "the details name the flag: {r}"
+        r.text.contains(
+            "used by flag `prod_only`, flag `staff_tools`; remove those conditions first"
+        ),
+        "the message names the flags: {r}"
     );
     s.assert_unchanged(&before, "deleting a used segment").await;
 
@@ -847,11 +871,13 @@ async fn segments_crud_and_a_used_segment_cannot_be_deleted() {
     assert_eq!(r.detail_paths(), ["rules[0].when[0].segment"], "{r}");
 
     // Once unused, it can go.
-    s.admin()
-        .delete("/api/v1/flags/staff_tools")
-        .send()
-        .await
-        .assert_status(204);
+    for flag in ["staff_tools", "prod_only"] {
+        s.admin()
+            .delete(&format!("/api/v1/flags/{flag}"))
+            .send()
+            .await
+            .assert_status(204);
+    }
     s.admin()
         .delete("/api/v1/segments/internal")
         .header("if-match", "\"1\"")
