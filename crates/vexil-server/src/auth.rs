@@ -130,7 +130,7 @@ impl FromRequestParts<AppState> for Caller {
                         "the session has ended (signed out, expired or its key revoked); sign in again".into(),
                     ));
                 };
-                session::check_request(parts, &session)?;
+                state.sessions().check_request(parts, &session)?;
                 return Ok(Caller {
                     actor: session.actor(),
                     key: session.key,

@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The key may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A request with a session cookie that could have come from another site (no or a wrong
+    /// CSRF token, a foreign origin).
+    #[error("{0}")]
+    CsrfFailed(String),
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
@@ -122,6 +126,7 @@ impl ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, code),
             ApiError::PreconditionFailed(_) => {

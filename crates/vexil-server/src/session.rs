@@ -1,11 +1,15 @@
 //! Web UI sessions: an admin key exchanged for an HttpOnly, `SameSite=Strict` cookie.
 //!
-//! A session is stateless and signed, so every instance of a fleet accepts it without sharing
-//! anything but the store: the cookie (`v1.KEY_ID.EXPIRES.NONCE.NAME.SIGNATURE`) names the admin
-//! key it was made from, when it expires and the person's name (base64url), with an HMAC-SHA256
-//! keyed by that key's stored secret hash. Revoking the
-//! key ends its sessions everywhere at once; signing out ends the session on the instance that
-//! handled it (the browser drops the cookie too, so only a copied cookie outlives it there).
+//! A session is stateless and signed, so it needs no table: the cookie
+//! (`v1.KEY_ID.EXPIRES.NONCE.NAME.SIGNATURE`) names the admin key it was made from, when it
+//! expires and the person's name (base64url), signed with HMAC-SHA256 under the server's
+//! session secret ([`Sessions`]). The secret is never stored in the database, so reading the
+//! database (a backup, a replica) is not enough to forge a session. The signature also covers the
+//! key's stored hash, so revoking or replacing the key ends its sessions at once. Instances of a
+//! fleet share sessions when they share the secret (`--session-secret`); without one, each
+//! process makes its own at start, and its sessions end when it stops. Signing out ends the
+//! session on the instance that handled it (the browser drops the cookie too, so only a copied
+//! cookie outlives it, on other instances, until it expires).
 //!
 //! Writes made with a session must also carry `X-Vexil-CSRF`, a second HMAC of the cookie that
 //! only the page's own script can read (from `GET /api/v1/session`), and must not come from
@@ -54,11 +58,6 @@ impl Session {
         actor(self.name.as_deref(), &self.key.name)
     }
 
-    /// The CSRF token of this session.
-    pub fn csrf(&self) -> String {
-        hex(&mac(&self.key.secret_hash, &["csrf", &self.token]))
-    }
-
     /// `Set-Cookie` for this session.
     pub fn set_cookie(&self, secure: bool) -> HeaderValue {
         cookie_header(&self.token, LIFETIME.as_secs(), secure)
@@ -87,80 +86,185 @@ fn cookie_header(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("vexil_session=; Path=/; Max-Age=0"))
 }
 
-/// Makes a session for an admin key.
-pub fn create(key: Arc<ApiKey>, name: Option<String>, now: Timestamp) -> Result<Session, ApiError> {
-    if key.kind != KeyKind::Admin {
-        return Err(ApiError::Forbidden(format!(
-            "only admin keys can sign in to the web UI; the key `{}` is a {} key",
-            key.name, key.kind
-        )));
-    }
-    // Whole seconds: what the cookie carries.
-    let expires_at = now
-        .checked_add(LIFETIME)
-        .and_then(|t| Timestamp::from_second(t.as_second()))
-        .map_err(|e| ApiError::Internal(format!("session expiry out of range: {e}")))?;
-    let name_part = name.as_deref().map(b64url).unwrap_or_default();
-    let expires = expires_at.as_second().to_string();
-    // A nonce makes every sign-in a new session, even the same person's within one second
-    // (signing out must not end the session made right after it).
-    let nonce = crate::auth::random_hex(8)?;
-    let signature = hex(&mac(
-        &key.secret_hash,
-        &[VERSION, &key.id, &expires, &nonce, &name_part],
-    ));
-    let token = [VERSION, &key.id, &expires, &nonce, &name_part, &signature].join(".");
-    Ok(Session {
-        token,
-        key,
-        name,
-        expires_at,
-    })
+/// The server's sessions: the secret they are signed with, and those signed out here.
+pub struct Sessions {
+    secret: Vec<u8>,
+    signed_out: Mutex<HashMap<String, Timestamp>>,
 }
 
-/// Checks a session cookie's value against the live keys. `None` for anything that is not a
-/// current session: malformed, forged, expired, signed out, or its key revoked.
-pub fn verify(
-    token: &str,
-    keys: impl Fn(&str) -> Option<Arc<ApiKey>>,
-    signed_out: &SignedOut,
-    now: Timestamp,
-) -> Option<Session> {
-    let mut parts = token.split('.');
-    let (version, id, expires, nonce, name_part, signature) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if version != VERSION || parts.next().is_some() {
-        return None;
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").finish_non_exhaustive()
     }
-    let key = keys(id)?;
-    if key.kind != KeyKind::Admin || key.revoked_at.is_some() {
-        return None;
+}
+
+/// The shortest session secret accepted.
+pub const MIN_SECRET: usize = 32;
+
+impl Sessions {
+    /// Sessions signed with `secret` (shared by the instances of a fleet), or with a random
+    /// secret of this process when `None`.
+    pub fn new(secret: Option<&str>) -> Result<Sessions, ApiError> {
+        let secret = match secret {
+            Some(s) if s.len() < MIN_SECRET => {
+                return Err(ApiError::BadRequest(
+                    "invalid_session_secret",
+                    format!(
+                        "the session secret is {} bytes long; use at least {MIN_SECRET} random characters",
+                        s.len()
+                    ),
+                ));
+            }
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+                bytes
+            }
+        };
+        Ok(Sessions {
+            secret,
+            signed_out: Mutex::default(),
+        })
     }
-    let signature = unhex(signature)?;
-    signer(&key.secret_hash, &[version, id, expires, nonce, name_part])
-        .verify_slice(&signature)
-        .ok()?;
-    let expires_at = Timestamp::from_second(expires.parse().ok()?).ok()?;
-    if expires_at <= now || signed_out.contains(token) {
-        return None;
+
+    /// Makes a session for an admin key.
+    pub fn create(
+        &self,
+        key: Arc<ApiKey>,
+        name: Option<String>,
+        now: Timestamp,
+    ) -> Result<Session, ApiError> {
+        if key.kind != KeyKind::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "only admin keys can sign in to the web UI; the key `{}` is a {} key",
+                key.name, key.kind
+            )));
+        }
+        // Whole seconds: what the cookie carries.
+        let expires_at = now
+            .checked_add(LIFETIME)
+            .and_then(|t| Timestamp::from_second(t.as_second()))
+            .map_err(|e| ApiError::Internal(format!("session expiry out of range: {e}")))?;
+        let name_part = name.as_deref().map(b64url).unwrap_or_default();
+        let expires = expires_at.as_second().to_string();
+        // A nonce makes every sign-in a new session, even the same person's within one second
+        // (signing out must not end the session made right after it).
+        let nonce = crate::auth::random_hex(8)?;
+        let fields = [VERSION, &key.id, &expires, &nonce, &name_part];
+        let signature = hex(&self.signer(&key, &fields).finalize().into_bytes());
+        let token = [VERSION, &key.id, &expires, &nonce, &name_part, &signature].join(".");
+        Ok(Session {
+            token,
+            key,
+            name,
+            expires_at,
+        })
     }
-    let name = if name_part.is_empty() {
-        None
-    } else {
-        Some(String::from_utf8(unb64url(name_part)?).ok()?)
-    };
-    Some(Session {
-        token: token.to_owned(),
-        key,
-        name,
-        expires_at,
-    })
+
+    /// Checks a session cookie's value against the live keys. `None` for anything that is not
+    /// a current session: malformed, forged, expired, signed out, or its key revoked.
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: impl Fn(&str) -> Option<Arc<ApiKey>>,
+        now: Timestamp,
+    ) -> Option<Session> {
+        let mut parts = token.split('.');
+        let (version, id, expires, nonce, name_part, signature) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if version != VERSION || parts.next().is_some() {
+            return None;
+        }
+        let key = keys(id)?;
+        if key.kind != KeyKind::Admin || key.revoked_at.is_some() {
+            return None;
+        }
+        let signature = unhex(signature)?;
+        self.signer(&key, &[version, id, expires, nonce, name_part])
+            .verify_slice(&signature)
+            .ok()?;
+        let expires_at = Timestamp::from_second(expires.parse().ok()?).ok()?;
+        if expires_at <= now || self.is_signed_out(token) {
+            return None;
+        }
+        let name = if name_part.is_empty() {
+            None
+        } else {
+            Some(String::from_utf8(unb64url(name_part)?).ok()?)
+        };
+        Some(Session {
+            token: token.to_owned(),
+            key,
+            name,
+            expires_at,
+        })
+    }
+
+    /// The CSRF token of a session.
+    pub fn csrf(&self, session: &Session) -> String {
+        hex(&self
+            .signer(&session.key, &["csrf", &session.token])
+            .finalize()
+            .into_bytes())
+    }
+
+    /// Refuses a cookie-authenticated request that could have been forged by another site: a
+    /// write without the session's CSRF token, or any request a browser marks as cross-site.
+    pub fn check_request(&self, parts: &Parts, session: &Session) -> Result<(), ApiError> {
+        check_origin(&parts.headers)?;
+        if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            return Ok(());
+        }
+        self.check_csrf(&parts.headers, session)
+    }
+
+    /// Refuses a write without this session's CSRF token.
+    pub fn check_csrf(&self, headers: &HeaderMap, session: &Session) -> Result<(), ApiError> {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| unhex(v.to_str().ok()?))
+            .ok_or_else(|| {
+                csrf_failed("a write made with a session cookie needs the X-Vexil-CSRF header")
+            })?;
+        self.signer(&session.key, &["csrf", &session.token])
+            .verify_slice(&sent)
+            .map_err(|_| csrf_failed("the X-Vexil-CSRF token does not belong to this session"))
+    }
+
+    /// Ends a session on this instance (kept until it would have expired anyway).
+    pub fn sign_out(&self, session: &Session, now: Timestamp) {
+        let mut tokens = self.signed_out.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, expires| *expires > now);
+        tokens.insert(session.token.clone(), session.expires_at);
+    }
+
+    fn is_signed_out(&self, token: &str) -> bool {
+        self.signed_out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(token)
+    }
+
+    /// An HMAC-SHA256 under the server's secret over the key's stored hash and `parts`, each
+    /// ended by a NUL so that no two lists of parts sign the same bytes.
+    fn signer(&self, key: &ApiKey, parts: &[&str]) -> Hmac<Sha256> {
+        // HMAC takes keys of any length: this cannot fail.
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        for part in std::iter::once(key.secret_hash.as_str()).chain(parts.iter().copied()) {
+            m.update(part.as_bytes());
+            m.update(b"\0");
+        }
+        m
+    }
 }
 
 /// The session cookie of a request, if it sent one.
@@ -176,29 +280,6 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Refuses a cookie-authenticated request that could have been forged by another site: a
-/// write without the session's CSRF token, or any request a browser marks as cross-site.
-pub fn check_request(parts: &Parts, session: &Session) -> Result<(), ApiError> {
-    check_origin(&parts.headers)?;
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
-    }
-    check_csrf(&parts.headers, session)
-}
-
-/// Refuses a write without this session's CSRF token.
-pub fn check_csrf(headers: &HeaderMap, session: &Session) -> Result<(), ApiError> {
-    let sent = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| unhex(v.to_str().ok()?))
-        .ok_or_else(|| {
-            csrf_failed("a write made with a session cookie needs the X-Vexil-CSRF header")
-        })?;
-    signer(&session.key.secret_hash, &["csrf", &session.token])
-        .verify_slice(&sent)
-        .map_err(|_| csrf_failed("the X-Vexil-CSRF token does not belong to this session"))
-}
-
 /// Refuses a request a browser marks as coming from another site.
 pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers
@@ -207,59 +288,28 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     {
         return Err(csrf_failed("the request came from another site"));
     }
-    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        let origin = origin.to_str().unwrap_or("");
-        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-        if origin_host.as_bytes() != host.as_bytes() {
-            return Err(csrf_failed(&format!(
-                "the request's origin `{origin}` is not this server"
-            )));
-        }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    // The host the browser asked for: `Host`, or, behind a proxy that rewrites it, the
+    // `X-Forwarded-Host` it sets. (A page on another site cannot send either header: both are
+    // forbidden to scripts or need a CORS preflight this server never grants.)
+    let mut hosts = [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name));
+    if hosts.any(|h| h.as_bytes() == origin_host.as_bytes()) {
+        Ok(())
+    } else {
+        Err(csrf_failed(&format!(
+            "the request's origin `{origin}` is not this server"
+        )))
     }
-    Ok(())
 }
 
 fn csrf_failed(why: &str) -> ApiError {
-    ApiError::Forbidden(format!("cross-site request refused: {why}"))
-}
-
-/// Sessions ended by signing out on this instance, until they would have expired anyway.
-#[derive(Debug, Default)]
-pub struct SignedOut {
-    tokens: Mutex<HashMap<String, Timestamp>>,
-}
-
-impl SignedOut {
-    /// Ends a session.
-    pub fn insert(&self, session: &Session, now: Timestamp) {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, expires| *expires > now);
-        tokens.insert(session.token.clone(), session.expires_at);
-    }
-
-    fn contains(&self, token: &str) -> bool {
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(token)
-    }
-}
-
-/// An HMAC-SHA256 keyed by a key's stored secret hash over `parts`, each ended by a NUL so
-/// that no two lists of parts sign the same bytes.
-fn signer(secret_hash: &str, parts: &[&str]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length: this cannot fail.
-    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret_hash.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    for part in parts {
-        m.update(part.as_bytes());
-        m.update(b"\0");
-    }
-    m
-}
-
-fn mac(secret_hash: &str, parts: &[&str]) -> Vec<u8> {
-    signer(secret_hash, parts).finalize().into_bytes().to_vec()
+    ApiError::CsrfFailed(format!("cross-site request refused: {why}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -331,6 +381,12 @@ mod tests {
         Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
+    fn sessions(secret: &str) -> Sessions {
+        Sessions::new(Some(secret)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
     fn base64url_round_trips() {
         for s in ["", "a", "ab", "abc", "abcd", "Zoë Ñúñez 日本", "x.y;z=1"] {
@@ -342,72 +398,156 @@ mod tests {
 
     #[test]
     fn a_session_verifies_until_it_expires_or_is_signed_out() {
+        let sessions = sessions(SECRET);
         let k = key(KeyKind::Admin);
-        let s = create(k.clone(), Some("Zoë".into()), now()).unwrap_or_else(|e| panic!("{e}"));
+        let s = sessions
+            .create(k.clone(), Some("Zoë".into()), now())
+            .unwrap_or_else(|e| panic!("{e}"));
         let lookup = |id: &str| (id == "k1").then(|| k.clone());
-        let out = SignedOut::default();
-        let v = verify(&s.token, lookup, &out, now()).unwrap_or_else(|| panic!("not verified"));
+        let v = sessions
+            .verify(&s.token, lookup, now())
+            .unwrap_or_else(|| panic!("not verified"));
         assert_eq!(v.name.as_deref(), Some("Zoë"));
         assert_eq!(v.actor(), "Zoë via ops");
         assert!(
-            verify(&s.token, lookup, &out, s.expires_at).is_none(),
+            sessions.verify(&s.token, lookup, s.expires_at).is_none(),
             "expired"
         );
-        out.insert(&s, now());
+        sessions.sign_out(&s, now());
         assert!(
-            verify(&s.token, lookup, &out, now()).is_none(),
+            sessions.verify(&s.token, lookup, now()).is_none(),
             "signed out"
         );
     }
 
     #[test]
-    fn tampering_or_another_key_fails() {
+    fn tampering_another_key_or_another_secret_fails() {
+        let sessions = sessions(SECRET);
         let k = key(KeyKind::Admin);
-        let s = create(k.clone(), Some("alice".into()), now()).unwrap_or_else(|e| panic!("{e}"));
-        let out = SignedOut::default();
+        let s = sessions
+            .create(k.clone(), Some("alice".into()), now())
+            .unwrap_or_else(|e| panic!("{e}"));
         let lookup = |_: &str| Some(k.clone());
         // Another name, a later expiry, a cut token.
         let forged = s.token.replace(&b64url("alice"), &b64url("mallory"));
-        assert!(verify(&forged, lookup, &out, now()).is_none());
+        assert!(sessions.verify(&forged, lookup, now()).is_none());
         let later = s.token.replace(
             &s.expires_at.as_second().to_string(),
             &(s.expires_at.as_second() + 3600).to_string(),
         );
-        assert!(verify(&later, lookup, &out, now()).is_none());
-        assert!(verify(&s.token[..s.token.len() - 2], lookup, &out, now()).is_none());
-        // The same token against a key with another secret (rotated or a different server).
+        assert!(sessions.verify(&later, lookup, now()).is_none());
+        assert!(
+            sessions
+                .verify(&s.token[..s.token.len() - 2], lookup, now())
+                .is_none()
+        );
+        // The key was replaced (another secret under the same id).
         let other = Arc::new(ApiKey {
             secret_hash: "cd".repeat(32),
             ..ApiKey::clone(&k)
         });
-        assert!(verify(&s.token, |_| Some(other.clone()), &out, now()).is_none());
+        assert!(
+            sessions
+                .verify(&s.token, |_| Some(other.clone()), now())
+                .is_none()
+        );
         // A revoked key.
         let revoked = Arc::new(ApiKey {
             revoked_at: Some(now()),
             ..ApiKey::clone(&k)
         });
-        assert!(verify(&s.token, |_| Some(revoked.clone()), &out, now()).is_none());
+        assert!(
+            sessions
+                .verify(&s.token, |_| Some(revoked.clone()), now())
+                .is_none()
+        );
+        // Another server secret: what someone who read the database (key ids and hashes) but
+        // not the secret would sign with.
+        let elsewhere = Sessions::new(None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(elsewhere.verify(&s.token, lookup, now()).is_none());
+        let theirs = elsewhere
+            .create(k.clone(), Some("alice".into()), now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(sessions.verify(&theirs.token, lookup, now()).is_none());
+        // The same secret (a fleet): accepted.
+        assert!(
+            self::sessions(SECRET)
+                .verify(&s.token, lookup, now())
+                .is_some()
+        );
     }
 
     #[test]
     fn signing_out_ends_only_that_session() {
+        let sessions = sessions(SECRET);
         let k = key(KeyKind::Admin);
         let lookup = |_: &str| Some(k.clone());
-        let out = SignedOut::default();
-        let first = create(k.clone(), Some("a".into()), now()).unwrap_or_else(|e| panic!("{e}"));
-        let second = create(k.clone(), Some("a".into()), now()).unwrap_or_else(|e| panic!("{e}"));
+        let first = sessions
+            .create(k.clone(), Some("a".into()), now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let second = sessions
+            .create(k.clone(), Some("a".into()), now())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(
             first.token, second.token,
             "same person, same second, two sessions"
         );
-        out.insert(&first, now());
-        assert!(verify(&first.token, lookup, &out, now()).is_none());
-        assert!(verify(&second.token, lookup, &out, now()).is_some());
+        sessions.sign_out(&first, now());
+        assert!(sessions.verify(&first.token, lookup, now()).is_none());
+        assert!(sessions.verify(&second.token, lookup, now()).is_some());
     }
 
     #[test]
-    fn only_admin_keys_sign_in() {
-        let e = create(key(KeyKind::Server), None, now()).err();
+    fn only_admin_keys_sign_in_and_short_secrets_are_refused() {
+        let e = sessions(SECRET)
+            .create(key(KeyKind::Server), None, now())
+            .err();
         assert!(matches!(e, Some(ApiError::Forbidden(m)) if m.contains("only admin keys")));
+        let e = Sessions::new(Some("short")).err();
+        assert!(matches!(e, Some(ApiError::BadRequest(_, m)) if m.contains("at least 32")));
+    }
+
+    #[test]
+    fn origins_are_checked_against_the_host_the_browser_used() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        let ok = [
+            headers(&[]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:8080"),
+            ]),
+            // Behind a proxy that rewrites Host but says which host the browser asked for.
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "flags.example.com"),
+                ("origin", "https://flags.example.com"),
+            ]),
+            headers(&[("sec-fetch-site", "same-origin")]),
+        ];
+        for h in ok {
+            assert!(check_origin(&h).is_ok(), "{h:?}");
+        }
+        let refused = [
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://evil.example"),
+            ]),
+            headers(&[
+                ("host", "127.0.0.1:8080"),
+                ("x-forwarded-host", "flags.example.com"),
+                ("origin", "https://evil.example"),
+            ]),
+            headers(&[("sec-fetch-site", "cross-site")]),
+            headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]),
+        ];
+        for h in refused {
+            assert!(check_origin(&h).is_err(), "{h:?}");
+        }
     }
 }

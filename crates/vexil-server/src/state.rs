@@ -336,8 +336,8 @@ struct Inner {
     source: Source,
     metrics: Metrics,
     hub: Hub,
-    /// Web UI sessions signed out on this instance.
-    signed_out: crate::session::SignedOut,
+    /// Web UI sessions: their signing secret and those signed out here.
+    sessions: crate::session::Sessions,
     options: Options,
 }
 
@@ -350,6 +350,10 @@ pub struct Options {
     /// Serve the web UI's files from this directory instead of the copy built into the binary
     /// (for working on the UI: edits show on reload).
     pub ui_dir: Option<std::path::PathBuf>,
+    /// The secret web UI sessions are signed with, shared by every instance of a fleet (at
+    /// least 32 characters). `None`: a random one for this process, so sessions end when it
+    /// stops and are not accepted by other instances.
+    pub session_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -357,6 +361,7 @@ impl Default for Options {
         Options {
             heartbeat: Duration::from_secs(15),
             ui_dir: None,
+            session_secret: None,
         }
     }
 }
@@ -390,7 +395,7 @@ impl AppState {
                 write_lock: Mutex::new(()),
                 source,
                 metrics: Metrics::new(),
-                signed_out: crate::session::SignedOut::default(),
+                sessions: crate::session::Sessions::new(options.session_secret.as_deref())?,
                 options,
             }),
         };
@@ -443,19 +448,16 @@ impl AppState {
     /// The live web UI session with this cookie value.
     pub fn session(&self, token: &str) -> Option<crate::session::Session> {
         let keys = self.inner.keys.load();
-        crate::session::verify(
+        self.inner.sessions.verify(
             token,
             |id| keys.values().find(|k| k.id == id).cloned(),
-            &self.inner.signed_out,
             jiff::Timestamp::now(),
         )
     }
 
-    /// Ends a web UI session on this instance.
-    pub fn sign_out(&self, session: &crate::session::Session) {
-        self.inner
-            .signed_out
-            .insert(session, jiff::Timestamp::now());
+    /// Web UI sessions.
+    pub fn sessions(&self) -> &crate::session::Sessions {
+        &self.inner.sessions
     }
 
     /// The options the server runs with.

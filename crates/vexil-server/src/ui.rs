@@ -146,6 +146,24 @@ mod tests {
         }
     }
 
+    /// The vendored Preact + htm is htm 3.1.1's `preact/standalone.module.js` from npm, byte
+    /// for byte: upgrading it is a deliberate change of this hash, never an accidental edit.
+    #[test]
+    fn the_vendored_preact_is_the_published_file() {
+        let (_, bytes) = EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == "vendor/preact-htm.js")
+            .unwrap_or_else(|| panic!("vendor/preact-htm.js is not embedded"));
+        let hex: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "72284e8e9079c87817145df1110f74e8a2aa040b2fc384922e18dfcb46fc1fd7"
+        );
+    }
+
     #[test]
     fn only_plain_relative_paths_are_read_from_disk() {
         assert!(is_safe("app.js"));

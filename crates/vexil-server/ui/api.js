@@ -37,7 +37,19 @@ export function setCsrf(token) {
  * `ETag` header when there is one. Anything but a 2xx throws an `ApiError`, and a 401 also tells
  * the shell that the session is gone (`vexil:signed-out`).
  */
-export async function api(method, path, { body, ifMatch, ifNoneMatch, comment, query } = {}) {
+export async function api(method, path, options = {}) {
+  try {
+    return await request(method, path, options);
+  } catch (e) {
+    // The session changed under this tab (signed out and in again in another one): its CSRF
+    // token is stale. Fetch the current one and try once more.
+    if (!(e instanceof ApiError && e.code === 'csrf_failed') || path === '/api/v1/session') throw e;
+    if (!(await session())) throw e;
+    return request(method, path, options);
+  }
+}
+
+async function request(method, path, { body, ifMatch, ifNoneMatch, comment, query } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (typeof ifMatch === 'number') headers['If-Match'] = `"${ifMatch}"`;

@@ -35,7 +35,9 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const round3 = (n) => Math.round(n * 1000) / 1000;
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const isProduction = (env) => env === 'production' || env === 'prod';
+// Environments that ask before a switch: any whose name says production (`production`, `prod`,
+// `production-eu`, `eu-prod`), `prd` or `live`.
+const isProduction = (env) => /prod/i.test(env) || /^(prd|live)$/i.test(env);
 const splitList = (text) => text.split(/[,\n]/).map((s) => s.trim()).filter(Boolean);
 
 function localDate(d = new Date()) {
@@ -49,10 +51,38 @@ function daysFromToday(n) {
   return localDate(d);
 }
 
-/** A definition as an object, the `true`/`false` shorthand spelled out, as a fresh copy. */
+/** A definition as an object, the `true`/`false` shorthands spelled out, as a fresh copy. */
 function asObject(def) {
   if (typeof def === 'boolean') return { serve: def ? 'on' : 'off' };
-  return isObject(def) ? clone(def) : {};
+  if (!isObject(def)) return {};
+  const copy = clone(def);
+  resolveBooleanServes(copy);
+  return copy;
+}
+
+/**
+ * The variant a `true`/`false` names where a variant is expected: for boolean flags the one
+ * with that value (as the engine reads it), whatever its name.
+ */
+function variantWithValue(def, value) {
+  const found = Object.entries(variantsOf(def)).find(([, v]) => v === value);
+  return found ? found[0] : value ? 'on' : 'off';
+}
+
+/** Rewrites `serve: true/false` and `ENV: true/false` as variant names, in place. */
+function resolveBooleanServes(def) {
+  const fix = (t) => {
+    if (!isObject(t)) return;
+    if (typeof t.serve === 'boolean') t.serve = variantWithValue(def, t.serve);
+    if (Array.isArray(t.rules)) t.rules.forEach(fix);
+  };
+  fix(def);
+  if (isObject(def.environments)) {
+    for (const [env, entry] of Object.entries(def.environments)) {
+      if (typeof entry === 'boolean') def.environments[env] = variantWithValue(def, entry);
+      else fix(entry);
+    }
+  }
 }
 
 /** Variant name → value; a flag without `variants` is the boolean `{on: true, off: false}`. */
@@ -71,9 +101,9 @@ function offVariant(def) {
 }
 
 /** An environment override as an object (a variant name or `true`/`false` spelled out). */
-function overrideObject(entry) {
+function overrideObject(entry, def) {
   if (typeof entry === 'string') return { serve: entry };
-  if (typeof entry === 'boolean') return { serve: entry ? 'on' : 'off' };
+  if (typeof entry === 'boolean') return { serve: variantWithValue(def, entry) };
   return isObject(entry) ? entry : {};
 }
 
@@ -84,7 +114,7 @@ function hasOverride(def, env) {
 /** The targeting that decides in `env`: the environment's override if it has one, else the flag level. */
 function targetingIn(def, env) {
   if (typeof def === 'boolean') return { serve: def ? 'on' : 'off' };
-  if (hasOverride(def, env)) return overrideObject(def.environments[env]);
+  if (hasOverride(def, env)) return overrideObject(def.environments[env], def);
   return isObject(def) ? def : {};
 }
 
@@ -105,6 +135,7 @@ function describeTargeting(t, def) {
 
 function describeDefault(t, def) {
   if (t.rollout !== undefined) return describeRollout(t.rollout, def);
+  if (typeof t.serve === 'boolean') return variantWithValue(def, t.serve);
   if (t.serve !== undefined) return String(t.serve);
   return offVariant(def);
 }
@@ -257,13 +288,13 @@ const scopePath = (scope) => (scope === '*' ? '' : `environments.${scope}`);
 /** The targeting fields being edited: the definition itself at flag level, else the override. */
 function readTargeting(draft, scope) {
   if (scope === '*') return draft;
-  return hasOverride(draft, scope) ? overrideObject(draft.environments[scope]) : null;
+  return hasOverride(draft, scope) ? overrideObject(draft.environments[scope], draft) : null;
 }
 
 /** The same, inside a copy about to be changed, with a shorthand override spelled out first. */
 function writableTargeting(copy, scope) {
   if (scope === '*') return copy;
-  copy.environments[scope] = overrideObject(copy.environments[scope]);
+  copy.environments[scope] = overrideObject(copy.environments[scope], copy);
   return copy.environments[scope];
 }
 
@@ -911,6 +942,7 @@ export function FlagPage({ flagKey, tab = 'targeting', environments }) {
     try {
       const { data } = await api('GET', flagPath(flagKey));
       adopt(data);
+      setLoadError(null); // it may have been archived, then restored, meanwhile
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) setLoadError(e);
       // Other failures leave the page as it is; the next action reports them.

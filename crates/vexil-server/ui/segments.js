@@ -269,7 +269,13 @@ function Editor({ name, record, onSaved, onReload }) {
     setErrors([]);
     setConflict(null);
     try {
-      const { data } = await api('PUT', segmentPath(name), { body: built.definition, ifMatch: record?.version, comment: comment.trim() || undefined });
+      // A new segment is created only if nobody created one of that name meanwhile.
+      const { data } = await api('PUT', segmentPath(name), {
+        body: built.definition,
+        ifMatch: record?.version,
+        ifNoneMatch: record ? undefined : '*',
+        comment: comment.trim() || undefined,
+      });
       notify(record ? `Saved segment "${name}" (v${data.version}).` : `Created segment "${name}".`, 'success');
       setComment('');
       onSaved(data);

@@ -33,6 +33,16 @@ pub struct Args {
         value_name = "SECRET"
     )]
     admin_key: Option<String>,
+    /// The secret web UI sessions are signed with (at least 32 random characters). Give every
+    /// instance of a fleet the same one, so that a session works on all of them; without it,
+    /// each process makes its own and its sessions end when it stops.
+    #[arg(
+        long,
+        env = "VEXIL_SESSION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    session_secret: Option<String>,
     /// Serve the web UI from this directory instead of the copy built into the binary (for
     /// working on the UI: edits show on reload).
     #[arg(long, env = "VEXIL_UI_DIR", value_name = "DIR", hide = true)]
@@ -116,6 +126,16 @@ async fn connect_postgres(url: &str) -> anyhow::Result<PostgresStore> {
 }
 
 async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
+    // Bad usage is reported before anything is opened or written.
+    if let Some(secret) = &args.session_secret
+        && secret.len() < vexil_server::session::MIN_SECRET
+    {
+        bail!(
+            "--session-secret (VEXIL_SESSION_SECRET) is {} bytes long; use at least {} random characters",
+            secret.len(),
+            vexil_server::session::MIN_SECRET
+        );
+    }
     let Opened { store, nudges } = open_store(args).await?;
     let polling = if nudges.is_some() {
         // Notifications do the work; polling is the safety net.
@@ -139,8 +159,15 @@ async fn serve(args: &Args) -> anyhow::Result<ExitCode> {
         Some(path) => Source::File(path.clone()),
         None => Source::Store,
     };
+    if args.session_secret.is_none() && nudges.is_some() {
+        tracing::warn!(
+            "no --session-secret (VEXIL_SESSION_SECRET): web UI sessions work only on the \
+             instance that made them and end when it stops; give every instance the same secret"
+        );
+    }
     let options = vexil_server::Options {
         ui_dir: args.ui_dir.clone(),
+        session_secret: args.session_secret.clone(),
         ..vexil_server::Options::default()
     };
     let state = AppState::load_with(store, source, options)

@@ -428,6 +428,22 @@ fn set_override(def: &mut Map<String, Value>, env: &str, value: Value) {
     }
 }
 
+fn remove_override(def: &mut Map<String, Value>, env: &str) {
+    if let Some(envs) = def.get_mut("environments").and_then(Value::as_object_mut) {
+        envs.remove(env);
+        if envs.is_empty() {
+            def.remove("environments");
+        }
+    }
+}
+
+/// Switches `env` on with the flag level's targeting, when the flag level itself is off.
+fn on_with_flag_level_targeting(def: &mut Map<String, Value>, env: &str) {
+    let mut o = flag_level_targeting(def);
+    o.remove("enabled");
+    set_override(def, env, Value::Object(o));
+}
+
 /// Turns a flag on or off in one environment (or, with `None`, at the flag level and in every
 /// override), keeping its targeting.
 fn set_enabled(def: &mut Map<String, Value>, env: Option<&str>, enabled: bool) {
@@ -440,25 +456,36 @@ fn set_enabled(def: &mut Map<String, Value>, env: Option<&str>, enabled: bool) {
     };
     match env {
         Some(env) => {
-            let has_override = def.get("environments").and_then(|e| e.get(env)).is_some();
+            // What an environment switched off without an override of its own gets: only the
+            // switch. Its targeting does not matter while it is off, and switching it on again
+            // removes it, so the environment follows the flag level as before, including any
+            // change made to the flag level meanwhile.
+            let marker = json!({ "enabled": false });
+            let current = def.get("environments").and_then(|e| e.get(env)).cloned();
             let flag_level_on = def.get("enabled") != Some(&json!(false));
-            if enabled && !has_override && flag_level_on {
-                return; // Already enabled there.
-            }
-            let mut o = env_override(def, env);
-            apply(&mut o);
-            if enabled && o == flag_level_targeting(def) {
-                // Back to the flag level's targeting (the copy the kill switch made): drop the
-                // override, so later changes at the flag level reach this environment again.
-                if let Some(envs) = def.get_mut("environments").and_then(Value::as_object_mut) {
-                    envs.remove(env);
-                    if envs.is_empty() {
-                        def.remove("environments");
+            match (current, enabled) {
+                (None, false) => set_override(def, env, marker),
+                (None, true) if flag_level_on => {} // Already on there.
+                (Some(o), true) if o == marker => {
+                    remove_override(def, env);
+                    if !flag_level_on {
+                        on_with_flag_level_targeting(def, env);
                     }
                 }
-                return;
+                // On here while the flag level is off: the flag level's targeting, switched on.
+                (None, true) => on_with_flag_level_targeting(def, env),
+                (Some(_), _) => {
+                    let mut o = env_override(def, env);
+                    apply(&mut o);
+                    if enabled && flag_level_on && o == flag_level_targeting(def) {
+                        // A copy of the flag level (as earlier versions of the kill switch
+                        // made): drop it, so later changes at the flag level reach it again.
+                        remove_override(def, env);
+                    } else {
+                        set_override(def, env, Value::Object(o));
+                    }
+                }
             }
-            set_override(def, env, Value::Object(o));
         }
         None => {
             apply(def);

@@ -22,12 +22,12 @@ struct SignIn {
 }
 
 /// `{"name", "person", "actor", "csrf", "expires_at"}`.
-fn describe(s: &Session) -> serde_json::Value {
+fn describe(state: &AppState, s: &Session) -> serde_json::Value {
     json!({
         "name": s.key.name,
         "person": s.name,
         "actor": s.actor(),
-        "csrf": s.csrf(),
+        "csrf": state.sessions().csrf(s),
         "expires_at": s.expires_at,
     })
 }
@@ -51,7 +51,7 @@ fn current(state: &AppState, headers: &HeaderMap) -> Option<Session> {
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let session =
         current(&state, &headers).ok_or_else(|| ApiError::Unauthorized("not signed in".into()))?;
-    Ok(Json(describe(&session)).into_response())
+    Ok(Json(describe(&state, &session)).into_response())
 }
 
 /// `POST /api/v1/session {"key", "name"?}`: signs in with an admin key; the session is an
@@ -90,9 +90,9 @@ pub async fn create(
     let key = state
         .key_by_hash(&hash_secret(key))
         .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
-    let session = session::create(key, name, jiff::Timestamp::now())?;
+    let session = state.sessions().create(key, name, jiff::Timestamp::now())?;
     tracing::info!(actor = %session.actor(), "signed in to the web UI");
-    let mut response = Json(describe(&session)).into_response();
+    let mut response = Json(describe(&state, &session)).into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, session.set_cookie(over_https(&headers)));
@@ -110,8 +110,9 @@ pub async fn delete(
     if let Some(session) = current(&state, &headers) {
         // Signing out needs the CSRF token like any write, or another site could sign a
         // person out. Without a live session there is nothing to protect.
-        session::check_csrf(&headers, &session)?;
-        state.sign_out(&session);
+        let sessions = state.sessions();
+        sessions.check_csrf(&headers, &session)?;
+        sessions.sign_out(&session, jiff::Timestamp::now());
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

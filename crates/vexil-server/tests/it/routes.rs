@@ -601,6 +601,59 @@ async fn kill_switch_per_environment() {
         json!(true)
     );
 
+    // Off in production, the flag level changed meanwhile, on again: production follows the
+    // flag level as it is now, not a copy of what it was when it was switched off.
+    let post = |path: String| {
+        let s = &s;
+        async move { s.admin().post(&path).send().await.assert_status(200).json() }
+    };
+    post("/api/v1/flags/payments/environments/production/disable".into()).await;
+    assert_eq!(
+        definition(&s, "payments").await["environments"],
+        json!({"production": {"enabled": false}}),
+        "switching off writes only the switch"
+    );
+    // (The UI's editor changes the flag level and keeps the overrides.)
+    s.put_flag(
+        "payments",
+        json!({"serve": "on", "environments": {"production": {"enabled": false}}}),
+    )
+    .await;
+    assert_eq!(
+        ask("production", "user_id=u1").await["reason"],
+        json!("DISABLED")
+    );
+    post("/api/v1/flags/payments/environments/production/enable".into()).await;
+    assert_eq!(definition(&s, "payments").await, json!({"serve": "on"}));
+    assert_eq!(
+        ask("production", "user_id=u1").await["enabled"],
+        json!(true)
+    );
+
+    // Off at the flag level: switching one environment on gives it the flag level's
+    // targeting there; off again and on again round-trips.
+    s.put_flag("dark", json!({"enabled": false, "serve": "on"}))
+        .await;
+    post("/api/v1/flags/dark/environments/production/enable".into()).await;
+    let on_in_prod =
+        json!({"enabled": false, "serve": "on", "environments": {"production": {"serve": "on"}}});
+    assert_eq!(definition(&s, "dark").await, on_in_prod);
+    assert_eq!(
+        s.simple("dark", "user_id=u&env=production").await["enabled"],
+        json!(true)
+    );
+    assert_eq!(
+        s.simple("dark", "user_id=u&env=staging").await["enabled"],
+        json!(false)
+    );
+    post("/api/v1/flags/dark/environments/production/disable".into()).await;
+    assert_eq!(
+        s.simple("dark", "user_id=u&env=production").await["enabled"],
+        json!(false)
+    );
+    post("/api/v1/flags/dark/environments/production/enable".into()).await;
+    assert_eq!(definition(&s, "dark").await, on_in_prod);
+
     // A flag with its own override for the environment keeps it through the switch.
     let with_override = json!({
         "serve": "off",

@@ -128,17 +128,17 @@ async fn a_session_reads_freely_but_writes_only_with_its_csrf_token() {
         }
         call
     };
-    put(None).send().await.assert_error(403, "forbidden");
+    put(None).send().await.assert_error(403, "csrf_failed");
     put(Some(("x-vexil-csrf", "00".repeat(32))))
         .send()
         .await
-        .assert_error(403, "forbidden");
+        .assert_error(403, "csrf_failed");
     // A token of another session of the same key does not fit either.
     let (_, other_csrf) = sign_in(&server, ADMIN, Some("bob")).await;
     put(Some(("x-vexil-csrf", other_csrf)))
         .send()
         .await
-        .assert_error(403, "forbidden");
+        .assert_error(403, "csrf_failed");
     server.assert_unchanged(&before, "refused writes").await;
 
     // Another site's page cannot even read.
@@ -148,7 +148,7 @@ async fn a_session_reads_freely_but_writes_only_with_its_csrf_token() {
         .header("sec-fetch-site", "cross-site")
         .send()
         .await;
-    r.assert_error(403, "forbidden");
+    r.assert_error(403, "csrf_failed");
     let r = put(Some(("x-vexil-csrf", csrf.clone())))
         .header("origin", "http://evil.example")
         .send()
@@ -176,7 +176,7 @@ async fn signing_out_or_revoking_the_key_ends_the_session() {
         .header("cookie", &cookie)
         .send()
         .await
-        .assert_error(403, "forbidden");
+        .assert_error(403, "csrf_failed");
     let r = browser
         .delete("/api/v1/session")
         .header("cookie", &cookie)
