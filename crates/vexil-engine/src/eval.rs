@@ -632,29 +632,14 @@ impl<'a> Evaluator<'a, '_> {
     }
 
     /// The variant a rollout serves, or `None` when the bucketing attribute is missing.
+    #[inline]
     fn pick(&self, r: &Rollout) -> Option<usize> {
-        let bucket = match &r.bucket_by {
-            None => self.with_targeting_key(|k| bucket::bucket_salted(&r.salted, k))?,
-            Some(path) => match self.ctx.lookup(path)? {
-                Value::String(s) => bucket::bucket_salted(&r.salted, s),
-                Value::Number(n) => with_number_str(n, |s| bucket::bucket_salted(&r.salted, s))?,
-                Value::Bool(b) => {
-                    bucket::bucket_salted(&r.salted, if *b { "true" } else { "false" })
-                }
-                _ => return None,
-            },
-        };
-        r.ends
-            .iter()
-            .find(|&&(end, _)| bucket < end)
-            .map(|&(_, v)| v)
+        variant_at(r, self.bucket(r)?)
     }
 
     /// The bucket, in `[0, 100000)`, a rollout puts the context in, or `None` when the
-    /// bucketing attribute is missing (or not a string, number or boolean): the first half of
-    /// [`Evaluator::pick`], for explanations, which show the bucket. `pick` keeps its own copy so
-    /// that the measured evaluation path stays exactly as it is; the explanation tests check
-    /// that both agree on every input.
+    /// bucketing attribute is missing (or not a string, number or boolean).
+    #[inline]
     pub(crate) fn bucket(&self, r: &Rollout) -> Option<u32> {
         Some(match &r.bucket_by {
             None => self.with_targeting_key(|k| bucket::bucket_salted(&r.salted, k))?,
@@ -708,7 +693,8 @@ impl<'a> Evaluator<'a, '_> {
     }
 }
 
-/// The variant of a rollout that covers `bucket`: the second half of [`Evaluator::pick`].
+/// The variant of a rollout that covers `bucket`.
+#[inline]
 pub(crate) fn variant_at(r: &Rollout, bucket: u32) -> Option<usize> {
     r.ends
         .iter()
