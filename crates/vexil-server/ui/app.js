@@ -4,7 +4,7 @@
 
 import { html, render, useState, useEffect, useRef, useCallback } from './vendor/preact-htm.js';
 import { api, ApiError, session as fetchSession, signIn, signOut } from './api.js';
-import { Toasts, notify, Spinner, ErrorBox, EmptyState, Lazy, confirmDialog, getLeaveGuard, setLeaveGuard } from './ui.js';
+import { Toasts, notify, Spinner, ErrorBox, EmptyState, Lazy, confirmDialog, getLeaveGuard, setLeaveGuard, keepFocusNearby } from './ui.js';
 import { FlagListPage, CreateFlagPage, FlagPage } from './flags.js';
 
 const NAV = [
@@ -337,4 +337,5 @@ function App() {
   return html`${content}<${Toasts} />`;
 }
 
+keepFocusNearby();
 render(html`<${App} />`, document.getElementById('app'));

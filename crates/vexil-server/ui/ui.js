@@ -300,3 +300,34 @@ export function setLeaveGuard(guard) {
 export function getLeaveGuard() {
   return leaveGuard;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Focus that does not get lost
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/**
+ * When the focused element disappears — the "Remove" button of the rule it removed, "Discard"
+ * once nothing is left to discard — browsers drop focus to the page's start, and a keyboard user
+ * has to find their place again. This keeps it nearby instead: on the first focusable element of
+ * the closest container that is still on the page.
+ */
+export function keepFocusNearby() {
+  let last = null;
+  let ancestors = [];
+  document.addEventListener('focusin', (e) => {
+    last = e.target;
+    ancestors = [];
+    for (let n = last.parentElement; n; n = n.parentElement) ancestors.push(n);
+  });
+  new MutationObserver(() => {
+    if (!last || last.isConnected) return;
+    const active = document.activeElement;
+    if (active && active !== document.body) return;
+    const anchor = ancestors.find((n) => n.isConnected && n !== document.body);
+    const target = anchor && (anchor.matches(FOCUSABLE) ? anchor : anchor.querySelector(FOCUSABLE));
+    last = null;
+    if (target) target.focus();
+  }).observe(document.body, { childList: true, subtree: true });
+}
+

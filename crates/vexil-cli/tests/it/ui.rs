@@ -388,6 +388,32 @@ async fn an_invalid_rule_shows_its_error_beside_the_field() {
         format!("the invalid edit changed the flag: {record}"),
     )
     .await;
+
+    ui.step("removing the rule from the keyboard keeps the focus among the rules");
+    ui.js(
+        "document.querySelector('[data-test=rule][data-index=\"1\"] [data-test=remove-rule]').focus();
+         return null;",
+        vec![],
+    )
+    .await;
+    ui.press("\u{E007}").await; // Enter
+    ui.wait_gone("[data-test=rule][data-index=\"1\"]").await;
+    ui.eventually("the focus stays among the rules", async || {
+        let at = ui
+            .js(
+                "const a = document.activeElement;
+                 if (!a || a === document.body) return 'the page itself';
+                 return a.closest('[data-test=rule]') ? 'ok' : a.outerHTML.slice(0, 120);",
+                vec![],
+            )
+            .await;
+        if at == "ok" {
+            Ok(())
+        } else {
+            Err(format!("the focus is on {at}"))
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
