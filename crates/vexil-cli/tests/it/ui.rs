@@ -727,6 +727,53 @@ async fn a_phone_sized_window_does_not_scroll_sideways() {
     ui.screenshot("phone-flag-page").await;
 }
 
+#[tokio::test]
+async fn a_long_flag_list_is_drawn_a_page_at_a_time() {
+    let ui = ui!("a_long_flag_list_is_drawn_a_page_at_a_time");
+    let api = ui.api();
+    let flags: serde_json::Map<String, Value> = (0..250)
+        .map(|i| (format!("flag_{i:03}"), json!({"rollout": i % 100})))
+        .collect();
+    let reply = api
+        .send(
+            Method::POST,
+            "/api/v1/import",
+            None,
+            Some(
+                &json!({"environments": ["development", "staging", "production"], "flags": flags}),
+            ),
+        )
+        .await;
+    assert!(
+        reply.status.is_success(),
+        "import: {} {}",
+        reply.status,
+        reply.body
+    );
+    ui.sign_in(PERSON).await;
+
+    ui.step("the first 200 rows, then the rest on request");
+    ui.open("#/flags").await;
+    ui.wait_for("[data-test=flag-row][data-flag=flag_199]")
+        .await;
+    let rows = ui.lines("[data-test=flag-row]").await.len();
+    ui.ensure(rows == 200, format!("{rows} rows drawn at first, not 200"))
+        .await;
+    ui.click("[data-test=show-more]").await;
+    ui.wait_for("[data-test=flag-row][data-flag=flag_249]")
+        .await;
+    ui.wait_gone("[data-test=show-more]").await;
+
+    ui.step("a search looks through every flag, not only the rows drawn");
+    ui.reload().await;
+    ui.fill("[data-test=flag-search]", "flag_24").await;
+    ui.wait_for("[data-test=flag-row][data-flag=flag_249]")
+        .await;
+    let rows = ui.lines("[data-test=flag-row]").await.len();
+    ui.ensure(rows == 10, format!("`flag_24` shows {rows} rows, not 10"))
+        .await;
+}
+
 /// Creates or replaces the flag `key` through the API.
 async fn put_flag(api: &Api, key: &str, definition: Value) {
     let reply = api
