@@ -203,8 +203,8 @@ fn a_flag_from_creation_to_revert() {
         changes,
         [
             "created",
-            "environments.production: - → {\"rollout\":10,\"enabled\":false}",
-            "environments.production: {\"rollout\":10,\"enabled\":false} → -",
+            "environments.production: - → {\"enabled\":false}",
+            "environments.production: {\"enabled\":false} → -",
             "rollout: 10 → 50",
         ],
         "{table}"
