@@ -264,6 +264,9 @@ function Shell({ user, locked, onSignOut }) {
       <a class="skip-link" href="#main" onClick=${skip}>Skip to content</a>
       <${Header} user=${user} page=${page} section=${sectionOf(route.path)} onSignOut=${onSignOut} />
       <main id="main" ref=${mainRef} tabindex="-1" class="main">
+        ${user.read_only ? html`<p class="read-only-banner" data-test="read-only" role="note">
+          This server serves a flag file read-only: browse, try evaluations in the playground and read
+          the audit log here, but change flags by editing the file.</p>` : null}
         ${envError ? html`<${ErrorBox} error=${envError} onRetry=${reloadEnvironments}
           title="Could not load the environments; per-environment states are not shown" />` : null}
         <${Page} route=${route} environments=${environments} reloadEnvironments=${reloadEnvironments} />

@@ -11,7 +11,7 @@ use crate::auth::hash_secret;
 use crate::body::{JsonBody, typed};
 use crate::error::ApiError;
 use crate::session::{self, Session};
-use crate::state::AppState;
+use crate::state::{AppState, Source};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +21,8 @@ struct SignIn {
     name: Option<String>,
 }
 
-/// `{"name", "person", "actor", "csrf", "expires_at"}`.
+/// `{"name", "person", "actor", "csrf", "expires_at", "read_only"}`; `read_only` when the server
+/// serves a flag file (`--flags`), whose flags cannot be changed over the API.
 fn describe(state: &AppState, s: &Session) -> serde_json::Value {
     json!({
         "name": s.key.name,
@@ -29,6 +30,7 @@ fn describe(state: &AppState, s: &Session) -> serde_json::Value {
         "actor": s.actor(),
         "csrf": state.sessions().csrf(s),
         "expires_at": s.expires_at,
+        "read_only": matches!(state.source(), Source::File(_)),
     })
 }
 

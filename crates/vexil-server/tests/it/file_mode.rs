@@ -115,6 +115,15 @@ async fn a_file_without_environments_has_one_named_default() {
 #[tokio::test]
 async fn admin_writes_are_read_only() {
     let s = Server::start_file("flags.yaml", FLAGS).await;
+    // The web UI learns it at sign-in, and says so instead of offering edits that would fail.
+    let session = s
+        .anonymous()
+        .post("/api/v1/session")
+        .json(&json!({ "key": crate::harness::ADMIN }))
+        .send()
+        .await;
+    session.assert_status(200);
+    assert_eq!(session.json()["read_only"], json!(true), "{session}");
     let before = s.observe().await;
     let export = s.admin().get("/api/v1/export").send().await.json();
     for call in [

@@ -50,6 +50,7 @@ async fn signing_in_sets_an_http_only_strict_cookie() {
     assert_eq!(body["name"], "admin");
     assert_eq!(body["person"], "Zoë");
     assert_eq!(body["actor"], "Zoë via admin");
+    assert_eq!(body["read_only"], false);
     assert!(!r.text.contains(ADMIN), "the key is never echoed: {r}");
 
     // Behind a TLS-terminating proxy the cookie is Secure.
