@@ -324,9 +324,16 @@ export function keepFocusNearby() {
     if (!last || last.isConnected) return;
     const active = document.activeElement;
     if (active && active !== document.body) return;
-    const anchor = ancestors.find((n) => n.isConnected && n !== document.body);
-    const target = anchor && (anchor.matches(FOCUSABLE) ? anchor : anchor.querySelector(FOCUSABLE));
     last = null;
+    // Only within the page's content: a whole screen replaced (signing in, say) starts afresh.
+    const anchor = ancestors.find((n) => n.isConnected && n !== document.body);
+    if (!anchor || !anchor.closest('main')) return;
+    // The page itself was replaced (a link followed): focus the new page, not its first link.
+    if (anchor.matches('main')) {
+      anchor.focus({ preventScroll: true });
+      return;
+    }
+    const target = anchor.matches(FOCUSABLE) ? anchor : anchor.querySelector(FOCUSABLE);
     if (target) target.focus();
   }).observe(document.body, { childList: true, subtree: true });
 }
