@@ -1088,11 +1088,19 @@ export function FlagPage({ flagKey, tab = 'targeting', environments }) {
     }
   };
 
+  // Which tab holds the unsaved changes (both, for a field neither shows).
+  const changedIn = (fields) => dirty && fields.some((f) => !same(draft[f], baseDef[f]));
+  const targetingChanged = changedIn([...TARGETING_FIELDS, 'environments']);
+  const settingsChanged = changedIn(SETTINGS_FIELDS);
+  const unsaved = {
+    targeting: targetingChanged || (dirty && !settingsChanged),
+    settings: settingsChanged || (dirty && !targetingChanged),
+  };
   const tabs = html`
     <nav class="tabs" aria-label="Flag sections">
       ${TABS.map((t) => html`
         <a key=${t.id} class="tab" href=${flagHref(flagKey, t.id === 'targeting' ? '' : t.id)} data-test=${`tab-${t.id}`}
-          aria-current=${tab === t.id ? 'page' : undefined}>${t.label}${dirty && t.id !== 'history' ? html`<span class="dot" title="Unsaved changes" aria-label="(unsaved changes)"></span>` : null}</a>`)}
+          aria-current=${tab === t.id ? 'page' : undefined}>${t.label}${unsaved[t.id] ? html`<span class="dot" title="Unsaved changes" aria-label="(unsaved changes)"></span>` : null}</a>`)}
       <a class="tab tab-try" href=${`#/playground?flag=${encodeURIComponent(flagKey)}`} data-test="try-it">Try it</a>
     </nav>`;
 

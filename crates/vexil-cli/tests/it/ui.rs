@@ -497,6 +497,14 @@ async fn a_stale_edit_is_refused() {
     ui.wait_value("[data-test=default-rollout-on]", "5").await;
     ui.fill("[data-test=default-rollout-on]", "30").await;
     ui.fill("[data-test=default-rollout-off]", "70").await;
+    // The unsaved change is marked on the tab that holds it, and only there.
+    ui.wait_for("[data-test=tab-targeting] .dot").await;
+    let marked = ui.lines("[data-test=tab-settings] .dot").await;
+    ui.ensure(
+        marked.is_empty(),
+        "the Settings tab is marked as changed after a targeting edit",
+    )
+    .await;
 
     ui.step("someone else changes the flag meanwhile");
     let other = api
