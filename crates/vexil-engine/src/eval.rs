@@ -702,6 +702,18 @@ pub(crate) fn variant_at(r: &Rollout, bucket: u32) -> Option<usize> {
         .map(|&(_, v)| v)
 }
 
+/// The kind of a JSON value, for messages: `a string`, `an object`, `null`.
+pub fn json_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Applies `op` to a present attribute. `text` overrides `value` for built-in string attributes.
 fn op_holds(op: &Op, value: &Value, text: Option<&str>) -> bool {
     match op {

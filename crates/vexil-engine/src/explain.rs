@@ -168,7 +168,7 @@ impl<'a> Env<'a> {
                 x.evaluation = Evaluation::error(e);
                 let found = ctx
                     .get(crate::eval::TARGETING_KEY)
-                    .map_or("missing", type_name);
+                    .map_or("missing", crate::eval::json_type_name);
                 x.summary = format!(
                     "The context's targetingKey is {found}, not a string or a number; the evaluation fails with {} and the caller's default applies.",
                     e.code()
@@ -446,7 +446,7 @@ impl<'a> Walk<'_, 'a, '_> {
             Some(v @ (Value::Object(_) | Value::Array(_))) => format!(
                 "{} is {}, not a string, number or boolean",
                 path.full,
-                type_name(v)
+                crate::eval::json_type_name(v)
             ),
             Some(_) => format!("{} cannot be bucketed", path.full),
         }
@@ -525,23 +525,7 @@ fn capitalized(s: &str) -> String {
 
 /// Thousandths of a percent as a percentage: `10`, `12.5`, `0.001`.
 fn percent(thousandths: u32) -> String {
-    if thousandths % 1000 == 0 {
-        (thousandths / 1000).to_string()
-    } else {
-        let s = format!("{}.{:03}", thousandths / 1000, thousandths % 1000);
-        s.trim_end_matches('0').to_owned()
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
+    crate::load::format_thousandths(u64::from(thousandths))
 }
 
 /// Writes a condition readably: `email ends_with "@company.com" (ignore case)`,

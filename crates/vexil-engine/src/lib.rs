@@ -37,7 +37,7 @@ pub use bucket::{BUCKETS, bucket, hash};
 pub use diag::{Diagnostic, LoadError, Pos};
 pub use eval::{
     Context, ContextError, Details, Env, ErrorCode, EvalError, Evaluation, FlagValue, Reason,
-    RuleRef, TARGETING_KEY,
+    RuleRef, TARGETING_KEY, json_type_name,
 };
 pub use explain::{
     ConditionStep, DefaultStep, Explanation, PrerequisiteStep, RuleStep, Scope, TargetsStep,

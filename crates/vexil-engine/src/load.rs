@@ -1623,7 +1623,8 @@ fn known_variants(variants: &[(Box<str>, Value)]) -> String {
     format!("the flag's variants are: {}", names.join(", "))
 }
 
-fn format_thousandths(t: u64) -> String {
+/// Thousandths of a percent as a percentage, as written: `10`, `12.5`, `0.001`.
+pub(crate) fn format_thousandths(t: u64) -> String {
     if t % 1000 == 0 {
         (t / 1000).to_string()
     } else {

@@ -26,6 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use sha2::Sha256;
 use vexil_store::{ApiKey, KeyKind};
 
+use crate::auth::hex;
 use crate::error::ApiError;
 
 /// The cookie's name.
@@ -310,10 +311,6 @@ pub fn check_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 
 fn csrf_failed(why: &str) -> ApiError {
     ApiError::CsrfFailed(format!("cross-site request refused: {why}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

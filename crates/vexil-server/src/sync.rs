@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use vexil_store::Change;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, hex};
 use crate::error::ApiError;
 use crate::state::{AppState, Live};
 
@@ -449,10 +449,6 @@ fn sse_response(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use crate::auth::hex;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,8 +31,7 @@ static ETAGS: LazyLock<HashMap<&'static str, String>> = LazyLock::new(|| {
 
 fn etag(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", hex(&digest[..12]))
 }
 
 /// `GET /`: the UI's page.
@@ -154,12 +154,8 @@ mod tests {
             .iter()
             .find(|(n, _)| *n == "vendor/preact-htm.js")
             .unwrap_or_else(|| panic!("vendor/preact-htm.js is not embedded"));
-        let hex: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         assert_eq!(
-            hex,
+            hex(&Sha256::digest(bytes)),
             "72284e8e9079c87817145df1110f74e8a2aa040b2fc384922e18dfcb46fc1fd7"
         );
     }

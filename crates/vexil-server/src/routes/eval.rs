@@ -534,7 +534,7 @@ fn explain_request(body: Value) -> Result<(Context, Option<jiff::Timestamp>), Ap
                 "",
                 format!(
                     "the body must be a JSON object like {{\"context\": {{...}}, \"now\": \"2026-06-01T09:00:00Z\"}}, not {}",
-                    json_type(&other)
+                    vexil_engine::json_type_name(&other)
                 ),
             ));
         }
@@ -565,7 +565,11 @@ fn explain_request(body: Value) -> Result<(Context, Option<jiff::Timestamp>), Ap
             }
             ("context", other) => problem(
                 "context",
-                format!("{}, not {}", ContextError::NotAnObject, json_type(&other)),
+                format!(
+                    "{}, not {}",
+                    ContextError::NotAnObject,
+                    vexil_engine::json_type_name(&other)
+                ),
             ),
             ("now", Value::String(text)) => match text.parse::<jiff::Timestamp>() {
                 Ok(t) => now = Some(t),
@@ -578,7 +582,7 @@ fn explain_request(body: Value) -> Result<(Context, Option<jiff::Timestamp>), Ap
                 "now",
                 format!(
                     "`now` is an RFC 3339 timestamp string like 2026-06-01T09:00:00Z, not {}",
-                    json_type(&other)
+                    vexil_engine::json_type_name(&other)
                 ),
             ),
             (other, _) => problem(
@@ -597,17 +601,5 @@ fn explain_request(body: Value) -> Result<(Context, Option<jiff::Timestamp>), Ap
             message: format!("the request has {n} problems"),
             details,
         }),
-    }
-}
-
-/// The name of a JSON value's type, for messages.
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
