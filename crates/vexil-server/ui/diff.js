@@ -3,6 +3,7 @@
 // with unchanged stretches collapsed. Everything but `DiffView` is a pure function.
 
 import { html, useState } from './vendor/preact-htm.js';
+import { isObject, same, plural } from './doc.js';
 
 /** Scalar arrays shorter than this are written on one line, like `tags: [a, b]`. */
 const INLINE_WIDTH = 60;
@@ -192,10 +193,6 @@ export function collapse(ops, context = 3) {
 }
 
 // ---- Summary ----
-
-const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** A flag definition with its `true`/`false` shorthand spelled out. */
 function expand(def) {

@@ -4,9 +4,7 @@
 import { html, useState, useEffect, useCallback } from './vendor/preact-htm.js';
 import { api, ApiError } from './api.js';
 import { notify, FieldError, Spinner, ErrorBox } from './ui.js';
-import { KEY_RULE } from './segments.js';
-
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+import { KEY_RULE, plural } from './doc.js';
 
 /** How many flags have their own targeting (an override) in each environment. */
 export function overrideCounts(flags) {

@@ -9,20 +9,13 @@ import { api, ApiError } from './api.js';
 import {
   confirmDialog, notify, fmtTime, Badge, FieldError, Spinner, EmptyState, ErrorBox, Lazy, setLeaveGuard,
 } from './ui.js';
+import { KEY_RULE, OPS, NO_VALUE_OPS, CASE_OPS, isObject, same, plural } from './doc.js';
 
 // ---------------------------------------------------------------------------------------------
 // The flag definition (section 1 of the spec), read and changed as plain JSON
 
-/** Flag keys, and also variant names as the form accepts them. */
-const KEY_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const KEY_HINT = '1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit';
 const KINDS = ['release', 'experiment', 'ops', 'permission'];
-const OPS = [
-  'in', 'not_in', 'contains', 'starts_with', 'ends_with', 'matches', 'lt', 'lte', 'gt', 'gte',
-  'semver_eq', 'semver_lt', 'semver_lte', 'semver_gt', 'semver_gte', 'before', 'after', 'exists', 'not_exists',
-];
-const NO_VALUE_OPS = new Set(['exists', 'not_exists']);
-const CASE_OPS = new Set(['in', 'not_in', 'contains', 'starts_with', 'ends_with', 'matches']);
 const TARGETING_FIELDS = ['enabled', 'prerequisites', 'targets', 'rules', 'serve', 'rollout', 'bucket_by', 'salt'];
 const SETTINGS_FIELDS = ['description', 'kind', 'owner', 'tags', 'created', 'expires', 'ticket', 'link', 'variants', 'off'];
 const EXPIRING_DAYS = 14;
@@ -31,11 +24,7 @@ const PAGE_SIZE = 200;
 const flagPath = (key) => `/api/v1/flags/${encodeURIComponent(key)}`;
 const flagHref = (key, tab) => `#/flags/${encodeURIComponent(key)}${tab ? `/${tab}` : ''}`;
 const clone = (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
-// Order-sensitive on purpose: the order of `variants` is part of a flag's meaning (bucketing).
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const round3 = (n) => Math.round(n * 1000) / 1000;
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 // Environments that ask before a switch: any whose name says production (`production`, `prod`,
 // `production-eu`, `eu-prod`), `prd` or `live`.
 const isProduction = (env) => /prod/i.test(env) || /^(prd|live)$/i.test(env);

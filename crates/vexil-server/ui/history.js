@@ -6,8 +6,8 @@ import { html, useState, useEffect, useCallback } from './vendor/preact-htm.js';
 import { api, ApiError } from './api.js';
 import { confirmDialog, notify, fmtTime, Badge, Spinner, EmptyState, ErrorBox } from './ui.js';
 import { DiffView, summarize } from './diff.js';
+import { same } from './doc.js';
 
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 /**
  * Pairs every version with the definition it is compared to: the last real definition before

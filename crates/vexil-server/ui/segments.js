@@ -4,17 +4,10 @@
 import { html, useState, useEffect, useCallback } from './vendor/preact-htm.js';
 import { api, ApiError } from './api.js';
 import { confirmDialog, notify, fmtTime, FieldError, errorsFor, Spinner, EmptyState, ErrorBox, setLeaveGuard } from './ui.js';
+import { KEY_RULE, OPS, NO_VALUE_OPS, CASE_OPS, plural } from './doc.js';
 
-/** Flag keys and segment and environment names (section 1.1). */
-export const KEY_RULE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-const OPS = ['in', 'not_in', 'contains', 'starts_with', 'ends_with', 'matches', 'lt', 'lte', 'gt', 'gte',
-  'semver_eq', 'semver_lt', 'semver_lte', 'semver_gt', 'semver_gte', 'before', 'after', 'exists', 'not_exists'];
-const NO_VALUES = new Set(['exists', 'not_exists']);
-const TEXT_OPS = new Set(['in', 'not_in', 'contains', 'starts_with', 'ends_with', 'matches']);
 
 const segmentPath = (name) => `/api/v1/segments/${encodeURIComponent(name)}`;
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** The names of the segments a flag definition refers to, anywhere in its rules. */
 export function segmentsUsed(definition, out = new Set()) {
@@ -85,12 +78,12 @@ export function fromForm(form) {
   const errors = [];
   const when = form.rows.map((r, i) => {
     const c = { attribute: r.attribute.trim(), op: r.op };
-    if (!NO_VALUES.has(r.op)) {
+    if (!NO_VALUE_OPS.has(r.op)) {
       const parsed = textToValues(r.values);
       if (parsed.error) errors.push({ path: `when[${i}].values`, message: parsed.error });
       c.values = parsed.values ?? [];
     }
-    if (r.ignore_case && TEXT_OPS.has(r.op)) c.ignore_case = true;
+    if (r.ignore_case && CASE_OPS.has(r.op)) c.ignore_case = true;
     return c;
   });
   if (form.advanced.trim()) {
@@ -216,11 +209,11 @@ function ConditionRow({ row, index, errors, onChange, onRemove }) {
           ${OPS.map((op) => html`<option key=${op} value=${op}>${op}</option>`)}
         </select>
       </div>
-      ${!NO_VALUES.has(row.op) && html`<div class="field field-grow">
+      ${!NO_VALUE_OPS.has(row.op) && html`<div class="field field-grow">
         <label for=${id('values')}>Values <span class="muted">(comma separated, or a JSON array)</span></label>
         <input id=${id('values')} data-test="cond-values" type="text" spellcheck="false" value=${row.values} onInput=${set('values')} />
       </div>`}
-      ${TEXT_OPS.has(row.op) && html`<label class="field-check">
+      ${CASE_OPS.has(row.op) && html`<label class="field-check">
         <input data-test="cond-ignore-case" type="checkbox" checked=${row.ignore_case} onChange=${set('ignore_case')} /> Ignore case
       </label>`}
       <button type="button" class="btn btn-small cond-remove" data-test="remove-condition" aria-label=${`Remove condition ${index + 1}`} onClick=${onRemove}>Remove</button>
