@@ -782,6 +782,95 @@ async fn a_long_flag_list_is_drawn_a_page_at_a_time() {
         .await;
 }
 
+#[tokio::test]
+async fn environments_segments_archiving_and_the_audit_filter() {
+    let ui = ui!("environments_segments_archiving_and_the_audit_filter");
+    let api = ui.api();
+    put_flag(&api, "old_banner", json!({"serve": "on"})).await;
+    ui.sign_in(PERSON).await;
+
+    ui.step("create an environment");
+    ui.open("#/environments").await;
+    ui.fill("[data-test=env-name]", "qa").await;
+    ui.click("[data-test=env-create]").await;
+    ui.wait_for("[data-test=env-row][data-env=qa]").await;
+    let envs = api.get("/api/v1/environments").await;
+    ui.ensure(
+        envs["environments"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["name"] == "qa")),
+        format!("the new environment is not on the server: {envs}"),
+    )
+    .await;
+
+    ui.step("create a segment with two keys");
+    ui.open("#/segments").await;
+    ui.fill("[data-test=segment-new-name]", "beta_testers")
+        .await;
+    ui.click("[data-test=segment-new]").await;
+    ui.wait_route("#/segments/beta_testers").await;
+    ui.fill("[data-test=segment-description]", "Our beta testers")
+        .await;
+    ui.fill("[data-test=segment-include]", "u1\nu2").await;
+    ui.click("[data-test=save]").await;
+    ui.eventually("the segment is saved", async || {
+        let r = api
+            .send(Method::GET, "/api/v1/segments/beta_testers", None, None)
+            .await;
+        let d = &r.body["definition"];
+        if r.status == StatusCode::OK
+            && d["include"] == json!(["u1", "u2"])
+            && d["description"] == "Our beta testers"
+        {
+            Ok(())
+        } else {
+            Err(format!("{} {}", r.status, r.body))
+        }
+    })
+    .await;
+
+    ui.step("archive a flag, then restore it from its history");
+    ui.open("#/flags/old_banner/settings").await;
+    ui.click("[data-test=archive]").await;
+    ui.wait_for("[data-test=confirm]").await;
+    ui.click("[data-test=confirm-yes]").await;
+    ui.eventually("the flag is gone", async || {
+        let r = api
+            .send(Method::GET, "/api/v1/flags/old_banner", None, None)
+            .await;
+        (r.status == StatusCode::NOT_FOUND)
+            .then_some(())
+            .ok_or(format!("{} {}", r.status, r.body))
+    })
+    .await;
+    ui.open("#/flags/old_banner/history").await;
+    ui.click("[data-test=version][data-version=\"1\"] [data-test=revert]")
+        .await;
+    ui.wait_for("[data-test=confirm]").await;
+    ui.click("[data-test=confirm-yes]").await;
+    ui.eventually("the flag is back", async || {
+        let r = api
+            .send(Method::GET, "/api/v1/flags/old_banner", None, None)
+            .await;
+        (r.status == StatusCode::OK && r.body["definition"] == json!({"serve": "on"}))
+            .then_some(())
+            .ok_or(format!("{} {}", r.status, r.body))
+    })
+    .await;
+
+    ui.step("the audit log, filtered to that flag");
+    ui.open("#/audit?flag=old_banner").await;
+    ui.wait_text("[data-test=audit-row]", "flag.revert").await;
+    let rows = ui.lines("[data-test=audit-row]").await;
+    ui.ensure(
+        rows.len() == 3
+            && rows.iter().all(|r| r.contains("old_banner"))
+            && rows.iter().any(|r| r.contains("flag.delete")),
+        format!("the filtered audit log is not the flag's create, delete and revert: {rows:?}"),
+    )
+    .await;
+}
+
 /// Creates or replaces the flag `key` through the API.
 async fn put_flag(api: &Api, key: &str, definition: Value) {
     let reply = api
