@@ -871,6 +871,52 @@ async fn environments_segments_archiving_and_the_audit_filter() {
     .await;
 }
 
+#[tokio::test]
+async fn editing_metadata_and_variants() {
+    let ui = ui!("editing_metadata_and_variants");
+    let api = ui.api();
+    put_flag(
+        &api,
+        "checkout_copy",
+        json!({
+            "description": "Checkout button text",
+            "variants": {"short": "Buy", "long": "Buy now"},
+            "off": "short",
+            "rules": [{"when": [{"attribute": "plan", "op": "in", "values": ["pro"]}], "serve": "long"}],
+            "serve": "short",
+        }),
+    )
+    .await;
+    ui.sign_in(PERSON).await;
+
+    ui.step("change the description, rename a variant and change its value");
+    ui.open("#/flags/checkout_copy/settings").await;
+    ui.fill("[data-test=set-description]", "The checkout button's text")
+        .await;
+    let second = "[data-test=variant][data-index=\"1\"]";
+    ui.fill(&format!("{second} [data-test=variant-name]"), "friendly")
+        .await;
+    ui.press("\u{E007}").await; // Enter: the rename takes effect
+    ui.fill(
+        &format!("{second} [data-test=variant-value]"),
+        "\"Buy today\"",
+    )
+    .await;
+    ui.click("[data-test=save-settings]").await;
+    ui.wait_text("[data-test=flag-version]", "v2").await;
+
+    ui.step("the server has the new metadata and variant, and the rule follows the rename");
+    let def = &api.get("/api/v1/flags/checkout_copy").await["definition"];
+    ui.ensure(
+        def["description"] == "The checkout button's text"
+            && def["variants"] == json!({"short": "Buy", "friendly": "Buy today"})
+            && def["rules"][0]["serve"] == "friendly"
+            && def["serve"] == "short",
+        format!("the saved definition is not the edited one: {def}"),
+    )
+    .await;
+}
+
 /// Creates or replaces the flag `key` through the API.
 async fn put_flag(api: &Api, key: &str, definition: Value) {
     let reply = api
