@@ -26,17 +26,24 @@ export function splitKeys(text) {
   return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
 }
 
-/** Condition values as the user edits them: "a, b" when that reads back the same, JSON otherwise. */
-export function valuesToText(values) {
+/**
+ * Condition values as the user edits them: "a, b" when that reads back the same, JSON otherwise.
+ * A regular expression (`matches`) is one value, commas and all, as in the flag editor.
+ */
+export function valuesToText(values, op) {
   if (!Array.isArray(values) || values.length === 0) return '';
-  const simple = values.every((v) => typeof v === 'string' && v !== '' && !v.includes(',') && v.trim() === v && !v.startsWith('['));
-  return simple ? values.join(', ') : JSON.stringify(values);
+  const plain = (v) => typeof v === 'string' && v !== '' && v.trim() === v && !v.startsWith('[');
+  if (op === 'matches') return values.length === 1 && plain(values[0]) ? values[0] : JSON.stringify(values);
+  return values.every((v) => plain(v) && !v.includes(',')) ? values.join(', ') : JSON.stringify(values);
 }
 
 /** The inverse of `valuesToText`: `{values}` or `{error}`. */
-export function textToValues(text) {
+export function textToValues(text, op) {
   const t = text.trim();
-  if (!t.startsWith('[')) return { values: t.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (!t.startsWith('[')) {
+    if (op === 'matches') return { values: t ? [t] : [] };
+    return { values: t.split(',').map((s) => s.trim()).filter(Boolean) };
+  }
   try {
     const v = JSON.parse(t);
     return Array.isArray(v) ? { values: v } : { error: 'expected a JSON array' };
@@ -62,7 +69,7 @@ export function toForm(def = {}) {
     rows: when.filter(isSimple).map((c) => ({
       attribute: c.attribute,
       op: c.op ?? 'in',
-      values: valuesToText(c.values ?? (c.value === undefined ? [] : [c.value])),
+      values: valuesToText(c.values ?? (c.value === undefined ? [] : [c.value]), c.op),
       ignore_case: c.ignore_case === true,
     })),
     advanced: when.some((c) => !isSimple(c)) ? JSON.stringify(when.filter((c) => !isSimple(c)), null, 2) : '',
@@ -79,7 +86,7 @@ export function fromForm(form) {
   const when = form.rows.map((r, i) => {
     const c = { attribute: r.attribute.trim(), op: r.op };
     if (!NO_VALUE_OPS.has(r.op)) {
-      const parsed = textToValues(r.values);
+      const parsed = textToValues(r.values, r.op);
       if (parsed.error) errors.push({ path: `when[${i}].values`, message: parsed.error });
       c.values = parsed.values ?? [];
     }

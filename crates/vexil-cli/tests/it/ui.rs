@@ -812,15 +812,27 @@ async fn environments_segments_archiving_and_the_audit_filter() {
     ui.fill("[data-test=segment-description]", "Our beta testers")
         .await;
     ui.fill("[data-test=segment-include]", "u1\nu2").await;
+    // A regular expression is one value, even with a comma in it.
+    let pattern = "^[a-z]{2,5}@example[.]com$";
+    ui.click("[data-test=add-condition]").await;
+    let row = "[data-test=condition]";
+    ui.fill(&format!("{row} [data-test=cond-attribute]"), "email")
+        .await;
+    ui.select(&format!("{row} [data-test=cond-op]"), "matches")
+        .await;
+    ui.fill(&format!("{row} [data-test=cond-values]"), pattern)
+        .await;
     ui.click("[data-test=save]").await;
     ui.eventually("the segment is saved", async || {
         let r = api
             .send(Method::GET, "/api/v1/segments/beta_testers", None, None)
             .await;
         let d = &r.body["definition"];
+        let when = json!([{"attribute": "email", "op": "matches", "values": [pattern]}]);
         if r.status == StatusCode::OK
             && d["include"] == json!(["u1", "u2"])
             && d["description"] == "Our beta testers"
+            && d["when"] == when
         {
             Ok(())
         } else {
